@@ -1,0 +1,35 @@
+# One-command entry points. Each target does its own set-up, idempotently.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/segmint generate --customers 20000 --seed 1 --out demo/orders.parquet
+	$(BIN)/segmint run demo/orders.parquet --out demo/run
+	@echo "Open demo/run/report.html"
+
+test: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/bench_pipeline.py --customers 1000000
+
+clean:
+	rm -rf demo .pytest_cache
