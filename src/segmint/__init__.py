@@ -1,0 +1,1 @@
+"""segmint: customer segmentation."""

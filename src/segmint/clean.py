@@ -1,0 +1,208 @@
+"""Validate and clean order lines: every rejected row is quarantined with one reason.
+
+Rules run in a fixed priority order, so each row has exactly one reason and
+``read == kept + sum(quarantined.values())`` holds by construction. Returns (cancellation
+order ids and negative quantities) are kept as return lines, not purchases, unless the
+``returns`` rule says to quarantine them.
+
+The rejected rows are materialised as ``(_row, reason)`` (small); kept lines stay a lazy
+Ibis expression (the source anti-joined with the rejects), so nothing the size of the input
+is held in memory and the same code runs on any Ibis backend.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+
+import ibis
+import ibis.expr.types as ir
+
+from . import parsing
+from .config import Cleaning
+from .io import ROW, Source
+from .schema import ColumnMap, require_transaction_columns
+
+REASONS = (
+    "missing_customer_id",
+    "missing_order_id",
+    "missing_date",
+    "invalid_date",
+    "missing_quantity",
+    "invalid_quantity",
+    "missing_unit_price",
+    "invalid_unit_price",
+    "missing_amount",
+    "invalid_amount",
+    "future_date",
+    "nonpositive_price",
+    "zero_quantity",
+    "return",
+    "duplicate",
+)
+CANONICAL = ("customer_id", "order_id", "ts", "quantity", "unit_price", "amount")
+
+
+@dataclass
+class CleanTransactions:
+    """Kept order lines (lazy) in canonical columns, plus the accounting."""
+
+    lines: ir.Table
+    rejected: ir.Table
+    source: Source
+    cmap: ColumnMap
+    read: int
+    quarantined: dict[str, int]
+    purchases: int
+    returns: int
+    notes: list[str] = field(default_factory=list)
+    optional: tuple[str, ...] = ()
+
+    @property
+    def kept(self) -> int:
+        return self.purchases + self.returns
+
+    def quarantine_table(self) -> ir.Table:
+        """Rejected rows with their original values (as text), row number and reason."""
+        src = self.source.table
+        cols = {c: src[c].cast("string") for c in self.source.columns}
+        joined = src.inner_join(self.rejected, ROW)
+        return joined.select(**{ROW: joined[ROW]}, **cols, reason=joined["reason"]).order_by(ROW)
+
+
+def clean_transactions(
+    source: Source, cmap: ColumnMap, rules: Cleaning, con: ibis.BaseBackend
+) -> CleanTransactions:
+    """Apply the cleaning rules to ``source`` mapped by ``cmap``.
+
+    Raises ``InputError`` for structural problems (missing columns, unknown date format,
+    a column that is mostly unparseable); quarantines row-level problems.
+    """
+    require_transaction_columns(cmap, source.columns, path=source.path)
+    t = source.table
+    notes: list[str] = []
+    raw = {k: cmap.get(k) for k in (*CANONICAL, "product_id", "category", "channel", "country")}
+
+    fmt = parsing.detect_date_format(t, raw["ts"], path=source.path)
+    if fmt != parsing.ISO:
+        notes.append(f"dates in {raw['ts']!r} read with format {fmt}")
+    typed: dict[str, ir.Value] = {
+        "customer_id": parsing.identifier(t[raw["customer_id"]]),
+        "order_id": parsing.identifier(t[raw["order_id"]]) if raw["order_id"] else None,
+        "ts": parsing.timestamp(t[raw["ts"]], fmt),
+    }
+    money_cols = (
+        ("quantity", "unit_price") if raw["quantity"] and raw["unit_price"] else ("amount",)
+    )
+    if money_cols == ("amount",):
+        notes.append(f"no quantity x price: each line's amount is taken from {raw['amount']!r}")
+    for canon in money_cols:
+        comma = parsing.detect_decimal_comma(t, raw[canon])
+        if comma:
+            notes.append(f"{raw[canon]!r} uses a decimal comma")
+        typed[canon] = parsing.number(t[raw[canon]], decimal_comma=comma)
+
+    # Structural checks: a mostly unparseable column is a mapping or format error.
+    checks = {"ts": ("a date/time", typed["ts"])}
+    checks.update({c: ("a number", typed[c]) for c in money_cols})
+    for canon, (expected, expr) in checks.items():
+        chk = parsing.check(t, raw[canon], expr)
+        parsing.require_mostly_valid(
+            chk, path=source.path, expected=expected, max_share=rules.max_invalid_share
+        )
+
+    def empty(canon: str) -> ir.BooleanValue:
+        col = t[raw[canon]]
+        return col.cast("string").strip().fill_null("") == ""
+
+    if "amount" in typed:
+        qty = (typed["amount"] < 0).ifelse(-1.0, 1.0)
+        price = typed["amount"].abs()
+    else:
+        qty, price = typed["quantity"], typed["unit_price"]
+    order = typed["order_id"]
+    if order is None:
+        notes.append("no order id column: each distinct customer timestamp is one order")
+        order = typed["customer_id"].concat("@", typed["ts"].cast("string"))
+    is_return = qty < 0
+    if rules.cancellation_prefix and raw["order_id"]:
+        is_return = is_return | order.startswith(rules.cancellation_prefix)
+
+    max_date = (
+        ibis.timestamp(rules.max_date) if rules.max_date else ibis.literal(_dt.datetime.now())
+    )
+    conditions: list[tuple[ir.BooleanValue, str]] = [
+        (typed["customer_id"].isnull(), "missing_customer_id"),
+    ]
+    if raw["order_id"]:
+        conditions.append((typed["order_id"].isnull(), "missing_order_id"))
+    conditions += [(empty("ts"), "missing_date"), (typed["ts"].isnull(), "invalid_date")]
+    for canon in money_cols:
+        conditions += [
+            (empty(canon), f"missing_{canon}"),
+            (typed[canon].isnull(), f"invalid_{canon}"),
+        ]
+    if rules.drop_future_dates:
+        conditions.append((typed["ts"] > max_date, "future_date"))
+    if rules.drop_nonpositive_price:
+        conditions.append((price <= 0, "nonpositive_price"))
+    conditions.append((qty == 0, "zero_quantity"))
+    if rules.returns == "quarantine":
+        conditions.append((is_return, "return"))
+    if rules.drop_duplicates:
+        w = ibis.window(group_by=[t[c] for c in source.columns], order_by=t[ROW])
+        conditions.append((ibis.row_number().over(w) > 0, "duplicate"))
+
+    reason = ibis.cases(*conditions, else_=ibis.null("string"))
+    flagged = t.select(ROW, reason=reason)
+    rejected = con.create_table(
+        _tmp_name("rejected"), flagged.filter(flagged.reason.notnull()), temp=True
+    )
+    counts_df = rejected.group_by("reason").aggregate(n=rejected.count()).execute()
+    quarantined = {r: int(n) for r, n in zip(counts_df["reason"], counts_df["n"], strict=True)}
+    quarantined = {r: quarantined[r] for r in REASONS if r in quarantined}
+
+    abs_qty = qty.abs()
+    lines = t.select(
+        ROW,
+        customer_id=typed["customer_id"],
+        order_id=order,
+        ts=typed["ts"],
+        quantity=is_return.ifelse(-abs_qty, abs_qty),
+        unit_price=price,
+        amount=is_return.ifelse(-(abs_qty * price), abs_qty * price),
+        is_return=is_return,
+        **{
+            c: parsing.identifier(t[raw[c]]) if c == "product_id" else t[raw[c]].cast("string")
+            for c in ("product_id", "category", "channel", "country")
+            if raw[c]
+        },
+    )
+    lines = lines.anti_join(rejected, ROW)
+    split = (
+        lines.aggregate(n=lines.count(), returns=lines.is_return.cast("int64").sum())
+        .execute()
+        .iloc[0]
+    )
+    n_kept, n_returns = int(split["n"]), int(split["returns"] or 0)
+    read = source.count()
+    optional = tuple(c for c in ("product_id", "category", "channel", "country") if raw[c])
+    return CleanTransactions(
+        lines=lines,
+        rejected=rejected,
+        source=source,
+        cmap=cmap,
+        read=read,
+        quarantined=quarantined,
+        purchases=n_kept - n_returns,
+        returns=n_returns,
+        notes=notes,
+        optional=optional,
+    )
+
+
+_counter = iter(range(10**9))
+
+
+def _tmp_name(stem: str) -> str:
+    return f"_segmint_{stem}_{next(_counter)}"

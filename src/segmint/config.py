@@ -1,0 +1,167 @@
+"""One settings model for the CLI, config files, the Python API and the docs.
+
+A run is reproduced by its settings: ``Settings.from_file`` reads TOML or YAML, the CLI
+overlays its flags, and ``Settings.hash()`` identifies the run in every artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .exceptions import ConfigError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Columns(_Model):
+    """Map the user's column names to canonical ones; unset names are auto-detected."""
+
+    customer_id: str | None = None
+    order_id: str | None = None
+    ts: str | None = None
+    quantity: str | None = None
+    unit_price: str | None = None
+    amount: str | None = None
+    product_id: str | None = None
+    category: str | None = None
+    channel: str | None = None
+    country: str | None = None
+
+    def overrides(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+class Cleaning(_Model):
+    """Row rules for order lines. Every rejected row is quarantined with its reason."""
+
+    cancellation_prefix: str | None = Field(
+        "C", description="Order ids starting with this mark a cancellation (None: no prefix rule)."
+    )
+    returns: Literal["features", "quarantine"] = Field(
+        "features",
+        description="Cancellations and negative quantities: kept as return features, or rejected.",
+    )
+    drop_duplicates: bool = Field(True, description="Quarantine exact duplicate rows.")
+    drop_nonpositive_price: bool = Field(True, description="Quarantine zero or negative prices.")
+    drop_future_dates: bool = Field(True, description="Quarantine rows dated after max_date.")
+    max_date: str | None = Field(
+        None, description="Latest plausible timestamp (ISO); default: the time of the run."
+    )
+    max_invalid_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description=(
+            "Unparseable values in a column are quarantined while they are at most this share of "
+            "its non-empty values; above it the column is taken as mis-mapped and the run stops."
+        ),
+    )
+
+
+class Preprocess(_Model):
+    log_skew_threshold: float = Field(
+        1.0, ge=0, description="Log-transform non-negative features with |skewness| above this."
+    )
+    clip_iqr: float = Field(
+        3.0, gt=0, description="Clip values beyond Q1 - c*IQR and Q3 + c*IQR (after log)."
+    )
+    max_categories: int = Field(12, ge=2, description="One-hot at most this many levels.")
+
+
+class Clustering(_Model):
+    algorithm: Literal["kmeans"] = "kmeans"
+    k: int | None = Field(None, ge=2, description="Fix the number of segments.")
+    k_min: int = Field(2, ge=2)
+    k_max: int = Field(10, ge=2)
+    n_init: int = Field(4, ge=1, description="k-means++ starts for the final model.")
+    sweep_sample: int = Field(
+        200_000, ge=1000, description="Customers used to fit each candidate k."
+    )
+    silhouette_sample: int = Field(10_000, ge=100, description="Customers for silhouette.")
+    bootstrap: int = Field(200, ge=10, description="Bootstrap resamples for silhouette CI.")
+    min_segment_share: float = Field(
+        0.005, ge=0, lt=0.5, description="A k whose smallest segment is smaller is not eligible."
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> Clustering:
+        if self.k_max < self.k_min:
+            raise ValueError(f"k_max ({self.k_max}) must be >= k_min ({self.k_min})")
+        return self
+
+
+class Settings(_Model):
+    """Everything that determines a run. Paths are not part of the hash; content is."""
+
+    inputs: list[str] = Field(default_factory=list, description="Order lines and/or customers.")
+    kind: Literal["auto", "transactions", "customers"] = "auto"
+    out: str = "runs/latest"
+    columns: Columns = Field(default_factory=Columns)
+    cleaning: Cleaning = Field(default_factory=Cleaning)
+    features: list[str] | None = Field(None, description="Restrict to these features.")
+    observation_end: str | None = Field(
+        None, description="ISO date; default: the day after the last order."
+    )
+    top_categories: int = Field(5, ge=0, description="Spend-share features for top categories.")
+    preprocess: Preprocess = Field(default_factory=Preprocess)
+    clustering: Clustering = Field(default_factory=Clustering)
+    seed: int = 0
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Settings:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError([f"config file {str(p)!r} does not exist"])
+        text = p.read_text(encoding="utf-8")
+        try:
+            if p.suffix.lower() == ".toml":
+                data = tomllib.loads(text)
+            elif p.suffix.lower() in {".yaml", ".yml"}:
+                data = yaml.safe_load(text) or {}
+            else:
+                raise ConfigError([f"config file {str(p)!r} must end in .toml, .yaml or .yml"])
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError([f"config file {str(p)!r} is not valid: {exc}"]) from None
+        return cls.build(data)
+
+    @classmethod
+    def build(cls, data: dict[str, Any]) -> Settings:
+        """Validate a plain dict, raising one ConfigError that lists every problem."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                where = ".".join(str(x) for x in err["loc"]) or "settings"
+                problems.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+            raise ConfigError(problems) from None
+
+    def merged(self, overrides: dict[str, Any]) -> Settings:
+        """Return a copy with nested overrides applied (None values are ignored)."""
+        data = self.model_dump()
+        _deep_update(data, overrides)
+        return Settings.build(data)
+
+    def hash(self) -> str:
+        payload = self.model_dump(exclude={"inputs", "out"})
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value

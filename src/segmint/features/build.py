@@ -1,0 +1,142 @@
+"""Assemble ``CustomerFeatures``: one row per customer from order lines and/or attributes."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..clean import CleanTransactions
+from ..customers import CleanCustomers
+from ..exceptions import InputError
+from . import behaviour
+from .rfm import rfm_scores
+
+# Columns computed for every customer but not used for clustering by default: they restate
+# features (scores of R, F, M) or are bookkeeping.
+DESCRIPTIVE = (
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_code",
+    "rfm_segment",
+    "purchase_value",
+    "returned_value",
+    "n_return_lines",
+    "avg_basket_lines",
+)
+
+
+@dataclass
+class CustomerFeatures:
+    """One row per ``customer_id``: features and descriptive columns.
+
+    Attributes
+    ----------
+    frame : DataFrame, shape (n_customers, ...)
+        ``customer_id`` plus every computed column.
+    numeric, categorical : list of str
+        Feature columns used for segmentation, by kind.
+    observation_end : datetime or None
+        End of the observation window for order-line features.
+    info : dict
+        Counts worth reporting (customers without purchases, unmatched attributes).
+    """
+
+    frame: pd.DataFrame
+    numeric: list[str]
+    categorical: list[str]
+    observation_end: _dt.datetime | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def select(self, names: list[str], *, source: str = "--features") -> CustomerFeatures:
+        """Restrict the features used for segmentation, checking every name."""
+        available = [c for c in self.frame.columns if c != "customer_id"]
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise InputError(
+                f"{source} names feature(s) that do not exist: {', '.join(map(repr, unknown))}.",
+                expected=f"some of: {', '.join(available)}",
+            )
+        numeric = [n for n in names if pd.api.types.is_numeric_dtype(self.frame[n])]
+        categorical = [n for n in names if n not in numeric]
+        return CustomerFeatures(self.frame, numeric, categorical, self.observation_end, self.info)
+
+
+def build_features(
+    tx: CleanTransactions | None,
+    customers: CleanCustomers | None,
+    *,
+    observation_end: _dt.datetime | None = None,
+    top_categories: int = 5,
+) -> CustomerFeatures:
+    """Per-customer features from cleaned order lines and/or a customer table.
+
+    With both, attributes are joined to the customers who have purchases; attribute rows
+    without purchases are counted in ``info`` and not segmented.
+    """
+    info: dict = {}
+    numeric: list[str] = []
+    categorical: list[str] = []
+    frame: pd.DataFrame | None = None
+    end = observation_end
+    if tx is not None:
+        lines = tx.lines
+        end = end or behaviour.default_observation_end(lines)
+        cat_col = "category" if "category" in tx.optional else None
+        if cat_col is None and "product_id" in tx.optional:
+            cat_col = "product_id"
+        cats = behaviour.top_categories(lines, cat_col, top_categories) if cat_col else []
+        orders = behaviour.order_table(lines)
+        of = behaviour.order_features(orders, end)
+        lf = behaviour.line_features(lines, cats, cat_col)
+        all_customers = int(lf.count().execute())
+        frame = of.inner_join(lf, "customer_id").execute()
+        frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+        info["customers_with_purchases"] = len(frame)
+        info["customers_only_returns"] = all_customers - len(frame)
+        frame = pd.concat(
+            [frame, rfm_scores(frame.recency_days, frame.frequency, frame.monetary)], axis=1
+        )
+        share_cols = [c for c in frame.columns if c.startswith("share_")]
+        numeric = [
+            "recency_days",
+            "frequency",
+            "monetary",
+            "avg_order_value",
+            "tenure_days",
+            "mean_interpurchase_days",
+            "regularity",
+            "return_rate",
+            *(["distinct_products"] if "distinct_products" in frame else []),
+            "avg_basket_items",
+            *share_cols,
+        ]
+        info["top_categories"] = {"column": cat_col, "values": cats}
+    if customers is not None:
+        attrs = customers.frame
+        if frame is None:
+            frame = attrs.copy()
+        else:
+            clash = [c for c in attrs.columns if c in frame.columns and c != "customer_id"]
+            attrs = attrs.rename(columns={c: f"attr_{c}" for c in clash})
+            matched = frame["customer_id"].isin(attrs["customer_id"])
+            info["customers_without_attributes"] = int((~matched).sum())
+            info["attribute_rows_without_purchases"] = int(
+                (~attrs["customer_id"].isin(frame["customer_id"])).sum()
+            )
+            frame = frame.merge(attrs, on="customer_id", how="left")
+        rename = {c: f"attr_{c}" for c in customers.numeric + customers.categorical}
+        numeric += [c if c in frame else rename[c] for c in customers.numeric]
+        categorical += [c if c in frame else rename[c] for c in customers.categorical]
+    if frame is None or frame.empty:
+        raise InputError(
+            "no customer is left to segment after cleaning.",
+            expected="at least one customer with a valid purchase or attribute row",
+        )
+    return CustomerFeatures(frame, numeric, categorical, end, info)

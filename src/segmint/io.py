@@ -1,0 +1,272 @@
+"""Read CSV (sniffed delimiter and encoding, ``.gz`` too), Parquet and Excel into Ibis tables.
+
+Every table gets a 1-based ``_row`` column (the data row number in the file, header excluded)
+so later stages can name the row of any problem. CSV text is read as strings and parsed by
+``parsing`` so that an unparseable value becomes a quarantined row or a precise error, never a
+silent NULL. This is the only module that reads user files.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io as _io
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from .exceptions import InputError
+
+ROW = "_row"
+CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".tab"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
+_DELIMS = [",", ";", "\t", "|"]
+_DELIM_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+@dataclass
+class Source:
+    """One input file as an Ibis table with a ``_row`` column."""
+
+    path: str
+    format: str
+    table: ir.Table
+    columns: list[str]
+    delimiter: str | None = None
+    encoding: str | None = None
+
+    def count(self) -> int:
+        return int(self.table.count().execute())
+
+
+def connect(threads: int | None = None, memory_limit: str | None = None) -> ibis.BaseBackend:
+    """An in-process DuckDB backend (spills to a temp directory when memory runs short)."""
+    config = {}
+    if threads:
+        config["threads"] = threads
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    return ibis.duckdb.connect(**config)
+
+
+def _file_format(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    last = suffixes[-1] if suffixes else ""
+    if last == ".gz":
+        last = suffixes[-2] if len(suffixes) > 1 else ".csv"
+        if last in PARQUET_SUFFIXES:
+            return "parquet"
+        return "csv"
+    if last in PARQUET_SUFFIXES:
+        return "parquet"
+    if last in EXCEL_SUFFIXES:
+        return "excel"
+    if last == ".xls":
+        raise InputError(
+            "legacy .xls workbooks are not supported.",
+            expected="save the sheet as .xlsx or CSV",
+            path=str(path),
+        )
+    return "csv"
+
+
+def _head_bytes(path: Path, n: int = 1 << 20) -> bytes:
+    with path.open("rb") as fh:
+        magic = fh.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    try:
+        with opener(path, "rb") as fh:
+            return fh.read(n)
+    except (OSError, EOFError) as exc:
+        raise InputError(
+            f"the file cannot be decompressed ({exc}).",
+            expected="a valid gzip file",
+            path=str(path),
+        ) from None
+
+
+def _sniff_text(path: Path, delimiter: str | None) -> tuple[str, str]:
+    head = _head_bytes(path)
+    if not head.strip():
+        raise InputError(
+            "the file is empty.", expected="a header row and data rows", path=str(path)
+        )
+    if head.startswith(b"PAR1"):
+        raise InputError(
+            "the file is Parquet but its name says CSV.",
+            expected="a .parquet extension",
+            path=str(path),
+        )
+    if head[:4] == b"PK\x03\x04":
+        raise InputError(
+            "the file is a zip archive (perhaps an Excel workbook) but its name says CSV.",
+            expected="a .xlsx extension for workbooks, or an unzipped CSV",
+            path=str(path),
+        )
+    sample = head[:65536]
+    if sample.count(b"\x00") > 0 and not (
+        sample.startswith(b"\xff\xfe") or sample.startswith(b"\xfe\xff")
+    ):
+        raise InputError(
+            "the file is binary, not delimited text.",
+            expected="a CSV/TSV text file, Parquet (.parquet) or Excel (.xlsx)",
+            path=str(path),
+        )
+    encoding = "utf-8"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a multi-byte char cut at the sample's end
+            encoding = "latin-1"
+        text = head.decode("latin-1")
+    text = text.lstrip("\ufeff")
+    lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
+    header = lines[0]
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff("\n".join(lines), delimiters="".join(_DELIMS)).delimiter
+        except csv.Error:
+            counts = {d: header.count(d) for d in _DELIMS}
+            delimiter = max(counts, key=counts.get) if max(counts.values()) else ","
+    elif header.count(delimiter) == 0:
+        better = [d for d in _DELIMS if header.count(d) > 0]
+        if better:
+            raise InputError(
+                f"the header has no {_DELIM_NAMES.get(delimiter, repr(delimiter))} delimiter, "
+                f"but it has {_DELIM_NAMES.get(better[0], repr(better[0]))}s.",
+                expected=f"delimiter {better[0]!r} (or leave the delimiter to be detected)",
+                path=str(path),
+            )
+    return delimiter, encoding
+
+
+def read(
+    path: str | Path,
+    con: ibis.BaseBackend,
+    *,
+    delimiter: str | None = None,
+    sheet: str | int | None = 0,
+) -> Source:
+    """Read one file into ``con`` as a table with a ``_row`` column.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV/TSV (optionally ``.gz``), Parquet, or ``.xlsx``.
+    con : ibis DuckDB backend
+    delimiter : str, optional
+        Force a delimiter; by default it is sniffed from the first lines.
+    sheet : str or int, default 0
+        Excel sheet.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError("the file does not exist.", path=str(p))
+    if p.is_dir():
+        raise InputError("this is a directory, not a file.", path=str(p))
+    if p.stat().st_size == 0:
+        raise InputError("the file is empty.", expected="a header row and data rows", path=str(p))
+    fmt = _file_format(p)
+    enc = None
+    if fmt == "csv":
+        delimiter, enc = _sniff_text(p, delimiter)
+        try:
+            table = con.read_csv(
+                str(p),
+                all_varchar=True,
+                delim=delimiter,
+                header=True,
+                encoding=enc,
+                quote='"',
+                escape='"',
+                null_padding=False,
+            )
+            cols = [c for c in table.columns]
+            table.limit(1).execute()
+        except (duckdb.Error, ibis.common.exceptions.IbisError) as exc:
+            raise InputError(
+                f"the file could not be read as {_DELIM_NAMES.get(delimiter, delimiter)}-"
+                f"delimited text: {_first_line(exc)}",
+                expected="one header row and the same number of fields on every line",
+                path=str(p),
+            ) from None
+        if len(cols) == 1:
+            header = cols[0]
+            other = [d for d in _DELIMS if d != delimiter and d in header]
+            if other:
+                raise InputError(
+                    f"only one column was found, and its header contains "
+                    f"{_DELIM_NAMES[other[0]]}s.",
+                    expected=f"delimiter {other[0]!r}",
+                    path=str(p),
+                )
+    elif fmt == "parquet":
+        with p.open("rb") as fh:
+            if fh.read(4) != b"PAR1":
+                raise InputError(
+                    "the file is not valid Parquet (missing PAR1 magic bytes).",
+                    expected="a Parquet file",
+                    path=str(p),
+                )
+        try:
+            table = con.read_parquet(str(p))
+        except (duckdb.Error, ibis.common.exceptions.IbisError) as exc:
+            raise InputError(
+                f"the Parquet file could not be read: {_first_line(exc)}", path=str(p)
+            ) from None
+    else:
+        table = _read_excel(p, con, sheet)
+    if ROW in table.columns:
+        raise InputError(f"the column name {ROW!r} is reserved.", column=ROW, path=str(p))
+    table = table.mutate(**{ROW: ibis.row_number() + 1})
+    columns = [c for c in table.columns if c != ROW]
+    return Source(str(p), fmt, table, columns, delimiter, enc)
+
+
+def _read_excel(p: Path, con: ibis.BaseBackend, sheet: str | int | None) -> ir.Table:
+    try:
+        df = pd.read_excel(p, sheet_name=sheet, dtype=object, engine="openpyxl")
+    except Exception as exc:  # openpyxl raises many unrelated types for corrupt files
+        raise InputError(
+            f"the Excel workbook could not be read: {_first_line(exc)}",
+            expected="a valid .xlsx workbook with a header row",
+            path=str(p),
+        ) from None
+    if df.empty:
+        raise InputError(
+            "the sheet has no data rows.", expected="a header row and data rows", path=str(p)
+        )
+    df.columns = [str(c) for c in df.columns]
+    for col in df.columns:
+        s = df[col]
+        df[col] = s.map(_excel_cell_to_text).astype("string")
+    name = f"excel_{abs(hash(str(p))) % 10**8}"
+    return con.create_table(name, df, temp=True, overwrite=True)
+
+
+def _excel_cell_to_text(v: object) -> str | None:
+    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat(sep=" ")
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _first_line(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()
+    return msg[0] if msg else type(exc).__name__
+
+
+def read_text_sample(path: str | Path, n_lines: int = 5) -> list[str]:
+    """First lines of a text file (for error messages)."""
+    head = _head_bytes(Path(path), 65536).decode("utf-8", errors="replace")
+    return _io.StringIO(head).read().splitlines()[:n_lines]
