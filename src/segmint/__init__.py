@@ -1,1 +1,66 @@
-"""segmint: customer segmentation."""
+"""segmint: customer segmentation and market intelligence.
+
+>>> import segmint
+>>> result = segmint.segment("orders.csv")             # doctest: +SKIP
+>>> result.segments[["segment_name", "share_customers"]]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+from .config import Settings
+from .exceptions import ArtifactError, ConfigError, InputError, SegmintError
+from .model import SegmentationModel
+from .pipeline import RunResult, run
+
+
+def segment(data: Any, *more: Any, settings: Settings | None = None, **options: Any) -> RunResult:
+    """Segment customers from order lines and/or a customer table.
+
+    Parameters
+    ----------
+    data, *more : path or pandas.DataFrame
+        Order lines and/or a customer table (CSV, Parquet, Excel, or a DataFrame).
+    settings : Settings, optional
+        Full settings; ``options`` override them.
+    **options
+        Any ``Settings`` field, e.g. ``features=["recency_days", "monetary"]``,
+        ``clustering={"k": 5}``, ``columns={"customer_id": "Client"}``, ``seed=1``.
+
+    Returns
+    -------
+    RunResult
+        ``customers``, ``segments``, ``k_selection``, ``manifest``, ``model``; ``save(dir)``
+        writes the run folder, ``predict(data)`` scores new customers.
+    """
+    base = settings or Settings()
+    s = base.merged(options)
+    inputs = [data, *more]
+    paths = [str(x) for x in inputs if not hasattr(x, "columns")]
+    if len(paths) == len(inputs):
+        s = s.merged({"inputs": paths})
+    return run(s, inputs=inputs)
+
+
+def load_model(run_dir: str) -> SegmentationModel:
+    """The model saved in a run folder (checked against its manifest)."""
+    from .predict import load_run_model
+
+    return load_run_model(run_dir)
+
+
+__all__ = [
+    "ArtifactError",
+    "ConfigError",
+    "InputError",
+    "RunResult",
+    "SegmentationModel",
+    "SegmintError",
+    "Settings",
+    "__version__",
+    "load_model",
+    "run",
+    "segment",
+]

@@ -74,11 +74,14 @@ def build_features(
     *,
     observation_end: _dt.datetime | None = None,
     top_categories: int = 5,
+    categories: dict | None = None,
 ) -> CustomerFeatures:
     """Per-customer features from cleaned order lines and/or a customer table.
 
     With both, attributes are joined to the customers who have purchases; attribute rows
-    without purchases are counted in ``info`` and not segmented.
+    without purchases are counted in ``info`` and not segmented. ``categories`` (as saved in
+    a model: ``{"column": ..., "values": [...]}``) fixes the category-share features so new
+    data gets the same columns as the training data.
     """
     info: dict = {}
     numeric: list[str] = []
@@ -88,10 +91,15 @@ def build_features(
     if tx is not None:
         lines = tx.lines
         end = end or behaviour.default_observation_end(lines)
-        cat_col = "category" if "category" in tx.optional else None
-        if cat_col is None and "product_id" in tx.optional:
-            cat_col = "product_id"
-        cats = behaviour.top_categories(lines, cat_col, top_categories) if cat_col else []
+        if categories is not None:
+            cat_col, cats = categories.get("column"), list(categories.get("values") or [])
+            if cat_col and cat_col not in tx.optional:
+                cat_col, cats = None, []
+        else:
+            cat_col = "category" if "category" in tx.optional else None
+            if cat_col is None and "product_id" in tx.optional:
+                cat_col = "product_id"
+            cats = behaviour.top_categories(lines, cat_col, top_categories) if cat_col else []
         orders = behaviour.order_table(lines)
         of = behaviour.order_features(orders, end)
         lf = behaviour.line_features(lines, cats, cat_col)
@@ -103,7 +111,11 @@ def build_features(
         frame = pd.concat(
             [frame, rfm_scores(frame.recency_days, frame.frequency, frame.monetary)], axis=1
         )
-        share_cols = [c for c in frame.columns if c.startswith("share_")]
+        # Default segmentation features: behaviour that is meaningful for every customer.
+        # Quarter, weekend and product-level shares are 0-or-1 for one-order customers, so
+        # they would split the base by "which quarter was the one order"; they are computed
+        # and profiled, and can be chosen with ``features``.
+        cat_shares = [c for c in frame.columns if c.startswith("share_cat_")]
         numeric = [
             "recency_days",
             "frequency",
@@ -115,8 +127,10 @@ def build_features(
             "return_rate",
             *(["distinct_products"] if "distinct_products" in frame else []),
             "avg_basket_items",
-            *share_cols,
+            *cat_shares,
         ]
+        profiled = [c for c in frame.columns if c.startswith("share_") and c not in cat_shares]
+        info["profiled_only"] = profiled
         info["top_categories"] = {"column": cat_col, "values": cats}
     if customers is not None:
         attrs = customers.frame

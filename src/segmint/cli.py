@@ -1,0 +1,251 @@
+"""The ``segmint`` command: a thin shell over ``pipeline.run``, ``predict`` and ``synth``.
+
+Domain errors become one red paragraph and exit code 2; anything unexpected says so and
+exits 1. ``-v`` shows tracebacks and debug logging.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from .config import Settings
+from .exceptions import SegmintError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Customer segmentation: order lines or customer tables in, actionable segments out.",
+)
+err = Console(stderr=True)
+out = Console()
+_state = {"verbose": False}
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Debug logs, tracebacks.")
+    ] = False,
+) -> None:
+    _state["verbose"] = verbose
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _parse_map(items: list[str] | None) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SegmintError(
+                f"--map expects canonical=column (e.g. customer_id=Client), got {item!r}"
+            )
+        k, v = item.split("=", 1)
+        result[k.strip()] = v.strip()
+    return result
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+class _Bar:
+    """Rich progress: one bar over the pipeline's stages, the current stage as text."""
+
+    def __init__(self, stages: tuple[str, ...]) -> None:
+        self.stages = stages
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+            disable=not err.is_terminal,
+        )
+        self.task = self.progress.add_task("starting", total=len(stages))
+
+    def __enter__(self) -> _Bar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, stage: str, detail: str) -> None:
+        if detail == "done":
+            self.progress.advance(self.task)
+        else:
+            label = stage if detail == "start" else f"{stage}: {detail}"
+            self.progress.update(self.task, description=label)
+        if not err.is_terminal and detail == "start":
+            err.print(f"[dim]… {stage}[/dim]")
+
+
+@app.command()
+def run(
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help="Order lines and/or a customer table.")
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML or YAML settings file.")] = None,
+    features: Annotated[str | None, typer.Option(help="Comma-separated features to use.")] = None,
+    kind: Annotated[str | None, typer.Option(help="auto | transactions | customers")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Fix the number of segments (>= 2).")] = None,
+    k_min: Annotated[int | None, typer.Option(help="Smallest k to try.")] = None,
+    k_max: Annotated[int | None, typer.Option(help="Largest k to try.")] = None,
+    column: Annotated[
+        list[str] | None, typer.Option("--map", help="canonical=column, repeatable.")
+    ] = None,
+    observation_end: Annotated[str | None, typer.Option(help="ISO date ending the window.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Segment customers and write the run folder (tables, model, report)."""
+
+    def go() -> None:
+        from .pipeline import STAGES
+        from .pipeline import run as run_pipeline
+
+        base = Settings.from_file(config) if config else Settings()
+        overrides: dict[str, Any] = {
+            "inputs": [str(p) for p in inputs] if inputs else None,
+            "out": str(out_dir) if out_dir else None,
+            "features": _split(features),
+            "kind": kind,
+            "observation_end": observation_end,
+            "seed": seed,
+            "columns": _parse_map(column) or None,
+            "clustering": {"k": k, "k_min": k_min, "k_max": k_max},
+        }
+        settings = base.merged(overrides)
+        if not settings.inputs:
+            raise SegmintError(
+                "no input file: give one on the command line or in the config's 'inputs'."
+            )
+        t0 = time.perf_counter()
+        with _Bar((*STAGES, "write")) as bar:
+            result = run_pipeline(settings, progress=bar)
+            bar("write", "start")
+            folder = result.save(settings.out)
+            bar("write", "done")
+        _summary(result, folder, time.perf_counter() - t0)
+
+    _guard(go)
+
+
+def _summary(result: Any, folder: Path, seconds: float) -> None:
+    m = result.manifest
+    q = m["rows"]["quarantined"]
+    out.print(
+        f"[bold green]{m['customers']:,} customers → {m['k']} segments[/] in {seconds:.1f} s "
+        f"(silhouette {m['metrics']['silhouette']:.3f})"
+    )
+    out.print(
+        f"rows: {m['rows']['read']:,} read = {m['rows']['kept']:,} kept + "
+        f"{sum(q.values()):,} quarantined"
+        + (f" ({', '.join(f'{r}: {n:,}' for r, n in q.items())})" if q else "")
+    )
+    out.print(f"why k = {m['k']}: {m['selection']['reason']}")
+    for s in result.segments.itertuples():
+        rev = f", {s.share_revenue:.0%} of revenue" if hasattr(s, "share_revenue") else ""
+        out.print(f"  {s.segment}: {s.segment_name} — {s.share_customers:.0%} of customers{rev}")
+    out.print(f"report: {folder / 'report.html'}")
+
+
+@app.command()
+def predict(
+    data: Annotated[list[Path], typer.Argument(help="New order lines and/or customer table.")],
+    run_dir: Annotated[Path, typer.Option("--run", help="A run folder made by 'segmint run'.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Scores: .csv or .parquet.")],
+    observation_end: Annotated[str | None, typer.Option(help="ISO date ending the window.")] = None,
+) -> None:
+    """Assign new customers to the segments of a saved run."""
+
+    def go() -> None:
+        from .predict import load_run_model, predict_detailed
+
+        suffix = out_file.suffix.lower()
+        if suffix not in {".csv", ".parquet"}:
+            raise SegmintError(f"--out must end in .csv or .parquet, got {out_file.name!r}")
+        model = load_run_model(run_dir)
+        pred = predict_detailed(model, [str(p) for p in data], observation_end=observation_end)
+        scores = pred.scores[["customer_id", "segment", "segment_name", "confidence"]]
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            scores.to_csv(out_file, index=False)
+        else:
+            scores.to_parquet(out_file, index=False)
+        rows = pred.ingested.rows
+        q = rows["quarantined"]
+        out.print(
+            f"[bold green]{len(scores):,} customers scored[/] → {out_file} "
+            f"(rows: {rows['read']:,} read, {rows['kept']:,} kept, {sum(q.values()):,} quarantined)"
+        )
+
+    _guard(go)
+
+
+@app.command()
+def generate(
+    customers: Annotated[int, typer.Option(help="Number of customers.")] = 10_000,
+    out_file: Annotated[
+        Path, typer.Option("--out", "-o", help="Order lines: .parquet or .csv.")
+    ] = Path("orders.parquet"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write realistic synthetic order lines with planted customer types (and their truth)."""
+
+    def go() -> None:
+        from .synth import generate_orders
+
+        t0 = time.perf_counter()
+        info = generate_orders(customers, out_file, seed=seed)
+        out.print(
+            f"[bold green]{info['lines']:,} order lines[/] for {customers:,} customers → "
+            f"{out_file} in {time.perf_counter() - t0:.1f} s; planted types → {info['types_path']}"
+        )
+
+    _guard(go)
+
+
+def _guard(fn: Any) -> None:
+    try:
+        fn()
+    except SegmintError as exc:
+        if _state["verbose"]:
+            err.print_exception()
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/]")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if _state["verbose"]:
+            err.print_exception()
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}. "
+            "This is a bug in segmint; run again with -v for the traceback and report it.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Cluster quality metrics and the choice of the number of segments."""

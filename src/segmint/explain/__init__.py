@@ -1,0 +1,1 @@
+"""Explanations of segments: profiles, names and suggested actions."""

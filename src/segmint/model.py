@@ -1,0 +1,110 @@
+"""The fitted preprocessing + clustering model: predict new customers, save and load safely.
+
+Saved with skops (no pickle): loading lists the file's types and refuses any that are not
+scikit-learn/numpy or segmint's own transformers. The file carries segmint's version and the
+run's config hash; a model from another minor version is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import skops.io as sio
+
+from . import preprocess
+from ._version import __version__
+from .exceptions import ArtifactError
+
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "segmint.", "builtins.")
+
+
+class SegmentationModel:
+    """Preprocessor + fitted centres + everything needed to featurise new data.
+
+    Parameters
+    ----------
+    preprocessor : sklearn ColumnTransformer (fitted)
+    estimator : sklearn KMeans (fitted; centres ordered by segment)
+    meta : dict
+        JSON-serialisable: version, config_hash, settings, kind, numeric, categorical,
+        categories (for category-share features), segment_names.
+    """
+
+    def __init__(self, preprocessor: Any, estimator: Any, meta: dict[str, Any]) -> None:
+        self.preprocessor = preprocessor
+        self.estimator = estimator
+        self.meta = meta
+
+    @property
+    def numeric(self) -> list[str]:
+        return list(self.meta["numeric"])
+
+    @property
+    def categorical(self) -> list[str]:
+        return list(self.meta["categorical"])
+
+    @property
+    def segment_names(self) -> list[str]:
+        return list(self.meta["segment_names"])
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        return preprocess.transform(self.preprocessor, frame, self.numeric, self.categorical)
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """customer_id, segment, segment_name, distance, confidence for a features frame."""
+        from .cluster.kmeans import centroid_scores
+
+        X = self.transform(frame)
+        labels, dist, conf = centroid_scores(X, self.estimator.cluster_centers_)
+        names = np.asarray(self.segment_names, dtype=object)
+        return pd.DataFrame(
+            {
+                "customer_id": frame["customer_id"].to_numpy(),
+                "segment": labels.astype(np.int32),
+                "segment_name": names[labels],
+                "distance": dist,
+                "confidence": conf,
+            }
+        )
+
+    def save(self, path: str | Path) -> None:
+        payload = {
+            "preprocessor": self.preprocessor,
+            "estimator": self.estimator,
+            "meta": json.dumps(self.meta, default=str),
+        }
+        sio.dump(payload, str(path))
+
+    @classmethod
+    def load(cls, path: str | Path, *, expected_hash: str | None = None) -> SegmentationModel:
+        p = Path(path)
+        if not p.is_file():
+            raise ArtifactError(f"{p}: the model file does not exist (is this a segmint run?).")
+        try:
+            untrusted = sio.get_untrusted_types(file=str(p))
+        except Exception as exc:  # skops raises zipfile/KeyError/... on foreign files
+            raise ArtifactError(f"{p}: not a readable skops model ({exc}).") from None
+        bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+        if bad:
+            raise ArtifactError(
+                f"{p}: the model file contains types segmint does not trust: {', '.join(bad)}. "
+                "It was not made by segmint; it was not loaded."
+            )
+        payload = sio.load(str(p), trusted=untrusted)
+        meta = json.loads(payload["meta"])
+        saved = str(meta.get("version", "?"))
+        if saved.split(".")[:2] != __version__.split(".")[:2]:
+            raise ArtifactError(
+                f"{p}: the model was saved by segmint {saved}; this is {__version__}. "
+                "Re-run the segmentation with this version."
+            )
+        if expected_hash and meta.get("config_hash") != expected_hash:
+            raise ArtifactError(
+                f"{p}: the model's config hash {meta.get('config_hash')} does not match the "
+                f"run manifest's {expected_hash}; the run folder mixes files from two runs."
+            )
+        return cls(payload["preprocessor"], payload["estimator"], meta)

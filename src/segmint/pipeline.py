@@ -1,0 +1,238 @@
+"""``run(settings)`` → ``RunResult``: the one orchestrating function behind CLI, API and report.
+
+Reads nothing but through ``ingest`` and writes nothing: ``RunResult.save`` hands the result to
+``store`` (files) and ``report`` (HTML).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import io, preprocess
+from ._version import __version__
+from .cluster import make_segmenter
+from .config import Settings
+from .evaluate import metrics
+from .evaluate.select_k import Decision
+from .explain.profiles import profile_segments
+from .features import CustomerFeatures, build_features
+from .features.build import DESCRIPTIVE
+from .ingest import Ingested, ingest
+from .model import SegmentationModel
+
+Progress = Callable[[str, str], None]  # (stage, detail)
+STAGES = ("ingest", "features", "preprocess", "cluster", "profile")
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced. ``save(out)`` writes the run folder."""
+
+    settings: Settings
+    customers: pd.DataFrame
+    segments: pd.DataFrame
+    k_selection: pd.DataFrame
+    decision: Decision
+    model: SegmentationModel
+    features: CustomerFeatures
+    ingested: Ingested
+    manifest: dict[str, Any]
+    preprocessing: dict[str, Any]
+    embedding_sample: pd.DataFrame = field(repr=False)
+
+    @property
+    def k(self) -> int:
+        return int(self.manifest["k"])
+
+    def predict(self, data: Any, **kwargs: Any) -> pd.DataFrame:
+        from .predict import predict
+
+        return predict(self.model, data, **kwargs)
+
+    def save(self, out: str | Path | None = None) -> Path:
+        from . import store
+
+        return store.save_run(self, Path(out or self.settings.out))
+
+
+@contextmanager
+def _stage(name: str, timings: dict[str, float], progress: Progress | None) -> Iterator[None]:
+    if progress:
+        progress(name, "start")
+    t0 = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - t0, 3)
+    if progress:
+        progress(name, "done")
+
+
+def run(
+    settings: Settings, *, progress: Progress | None = None, inputs: list[Any] | None = None
+) -> RunResult:
+    """Segment the customers in ``settings.inputs`` (or ``inputs``: paths or DataFrames)."""
+    timings: dict[str, float] = {}
+    con = io.connect()
+    obs_end = (
+        _dt.datetime.fromisoformat(settings.observation_end) if settings.observation_end else None
+    )
+    with _stage("ingest", timings, progress):
+        ing = ingest(
+            inputs if inputs is not None else settings.inputs, settings, con, reference=obs_end
+        )
+    with _stage("features", timings, progress):
+        feats = build_features(
+            ing.transactions,
+            ing.customers,
+            observation_end=obs_end,
+            top_categories=settings.top_categories,
+        )
+        if settings.features:
+            feats = feats.select(settings.features)
+    frame = feats.frame
+    with _stage("preprocess", timings, progress):
+        p = settings.preprocess
+        pre = preprocess.make_preprocessor(
+            feats.numeric,
+            feats.categorical,
+            skew_threshold=p.log_skew_threshold,
+            iqr_factor=p.clip_iqr,
+            max_categories=p.max_categories,
+        )
+        X = preprocess.fit_transform(pre, frame, feats.numeric, feats.categorical)
+        prep_report = preprocess.preprocessing_report(pre, frame, feats.numeric, feats.categorical)
+    with _stage("cluster", timings, progress):
+        seg = make_segmenter(settings.clustering, settings.seed)
+        seg.fit(X, progress=(lambda d: progress("cluster", d)) if progress else None)
+        labels = seg.labels_
+        final_metrics = _final_metrics(X, seg, settings)
+    with _stage("profile", timings, progress):
+        revenue = "monetary" if "monetary" in frame else None
+        segments = profile_segments(
+            frame, labels, feats.numeric, feats.categorical, revenue=revenue
+        )
+        from .cluster.kmeans import centroid_scores
+
+        _, dist, conf = centroid_scores(X, seg.model_.cluster_centers_)
+        names = segments["segment_name"].to_numpy(dtype=object)
+        customers = pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "customer_id": frame["customer_id"].to_numpy(),
+                        "segment": labels.astype(np.int32),
+                        "segment_name": names[labels],
+                        "distance": dist,
+                        "confidence": conf,
+                    }
+                ),
+                frame.drop(columns=["customer_id"]).reset_index(drop=True),
+            ],
+            axis=1,
+        )
+        embedding = _embedding_sample(X, labels, frame["customer_id"], settings.seed)
+    meta = {
+        "version": __version__,
+        "config_hash": settings.hash(),
+        "settings": settings.model_dump(mode="json"),
+        "kinds": [i["kind"] for i in ing.inputs],
+        "numeric": feats.numeric,
+        "categorical": feats.categorical,
+        "categories": feats.info.get("top_categories"),
+        "segment_names": segments["segment_name"].tolist(),
+    }
+    model = SegmentationModel(pre, seg.model_, meta)
+    manifest = {
+        "rows": ing.rows,
+        "customers": len(frame),
+        "k": int(seg.k_),
+        "metrics": final_metrics,
+        "config": settings.model_dump(mode="json"),
+        "config_hash": settings.hash(),
+        "version": __version__,
+        "timings": timings,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "inputs": ing.inputs,
+        "observation_end": feats.observation_end.isoformat() if feats.observation_end else None,
+        "features": {
+            "numeric": feats.numeric,
+            "categorical": feats.categorical,
+            "descriptive": [c for c in DESCRIPTIVE if c in frame],
+        },
+        "customers_detail": feats.info,
+        "preprocessing": prep_report,
+        "selection": {
+            "k_range": [settings.clustering.k_min, settings.clustering.k_max],
+            "fixed_k": settings.clustering.k,
+            "votes": seg.decision_.votes,
+            "reason": seg.decision_.reason,
+        },
+    }
+    return RunResult(
+        settings=settings,
+        customers=customers,
+        segments=segments,
+        k_selection=seg.selection_,
+        decision=seg.decision_,
+        model=model,
+        features=feats,
+        ingested=ing,
+        manifest=manifest,
+        preprocessing=prep_report,
+        embedding_sample=embedding,
+    )
+
+
+def _final_metrics(X: np.ndarray, seg: Any, settings: Settings) -> dict[str, float]:
+    labels = seg.labels_
+    k = seg.k_
+    n = len(X)
+    rng = np.random.default_rng(settings.seed + 7)
+    idx = (
+        np.arange(n)
+        if n <= settings.clustering.silhouette_sample
+        else np.sort(rng.choice(n, settings.clustering.silhouette_sample, replace=False))
+    )
+    sil = metrics.sampled_silhouette(
+        X, labels, idx, bootstrap=settings.clustering.bootstrap, seed=settings.seed
+    )
+    tss = metrics.total_sum_of_squares(X)
+    return {
+        "silhouette": round(sil.mean, 6),
+        "silhouette_ci95": [round(sil.low, 6), round(sil.high, 6)],
+        "silhouette_sample": sil.n,
+        "calinski_harabasz": round(
+            metrics.calinski_harabasz_from_inertia(tss, float(seg.model_.inertia_), n, k), 6
+        ),
+        "davies_bouldin": round(metrics.davies_bouldin(X, labels), 6),
+        "inertia": float(seg.model_.inertia_),
+    }
+
+
+def _embedding_sample(
+    X: np.ndarray, labels: np.ndarray, ids: pd.Series, seed: int, size: int = 5000
+) -> pd.DataFrame:
+    """PCA coordinates (3 components) of a sample of customers, for the report's scatter."""
+    from sklearn.decomposition import PCA
+
+    n = len(X)
+    rng = np.random.default_rng(seed + 11)
+    idx = np.arange(n) if n <= size else np.sort(rng.choice(n, size, replace=False))
+    n_comp = min(3, X.shape[1])
+    pca = PCA(n_components=n_comp, random_state=seed).fit(X[idx] if n > 50_000 else X)
+    Z = pca.transform(X[idx])
+    out = pd.DataFrame(Z, columns=[f"pc{i + 1}" for i in range(n_comp)])
+    for i in range(n_comp, 3):
+        out[f"pc{i + 1}"] = 0.0
+    out["segment"] = labels[idx]
+    out["customer_id"] = ids.to_numpy()[idx]
+    out.attrs["explained"] = [float(v) for v in pca.explained_variance_ratio_]
+    return out

@@ -1,0 +1,81 @@
+"""Score new customers with a saved model: same reading, cleaning and features as training."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import io
+from .config import Settings
+from .exceptions import ArtifactError, InputError
+from .features import build_features
+from .ingest import Ingested, ingest
+from .model import SegmentationModel
+
+
+@dataclass
+class Prediction:
+    scores: pd.DataFrame
+    ingested: Ingested
+
+
+def load_run_model(run_dir: str | Path) -> SegmentationModel:
+    """The model of a run folder, checked against the folder's manifest."""
+    import json
+
+    d = Path(run_dir)
+    manifest = d / "manifest.json"
+    if not manifest.is_file():
+        raise ArtifactError(f"{d}: not a segmint run folder (no manifest.json).")
+    try:
+        expected = json.loads(manifest.read_text())["config_hash"]
+    except (ValueError, KeyError):
+        raise ArtifactError(
+            f"{manifest}: the manifest is not valid JSON with a config_hash."
+        ) from None
+    return SegmentationModel.load(d / "model.skops", expected_hash=expected)
+
+
+def predict_detailed(
+    model: SegmentationModel, data: Any, *, observation_end: str | None = None
+) -> Prediction:
+    """Score ``data`` (path, DataFrame, or a list of them) with ``model``."""
+    inputs = data if isinstance(data, list) else [data]
+    settings = Settings.build(model.meta["settings"])
+    if observation_end:
+        settings = settings.merged({"observation_end": observation_end})
+    end = _dt.datetime.fromisoformat(settings.observation_end) if settings.observation_end else None
+    con = io.connect()
+    ing = ingest(inputs, settings, con, reference=end)
+    kinds_trained = set(model.meta.get("kinds", []))
+    kinds_now = {i["kind"] for i in ing.inputs}
+    if kinds_trained != kinds_now:
+        raise InputError(
+            f"the model was trained on {' + '.join(sorted(kinds_trained))} data but was given "
+            f"{' + '.join(sorted(kinds_now))} data.",
+            expected="inputs of the same kind(s) as the training run",
+            path=", ".join(i["path"] for i in ing.inputs),
+        )
+    feats = build_features(
+        ing.transactions,
+        ing.customers,
+        observation_end=end,
+        categories=model.meta.get("categories"),
+    )
+    missing = [c for c in [*model.numeric, *model.categorical] if c not in feats.frame.columns]
+    if missing:
+        raise InputError(
+            f"the data lacks feature(s) the model uses: {', '.join(map(repr, missing))}.",
+            expected="the same attribute columns as the training data",
+            path=", ".join(i["path"] for i in ing.inputs),
+        )
+    return Prediction(model.predict_frame(feats.frame), ing)
+
+
+def predict(model: SegmentationModel, data: Any, **kwargs: Any) -> pd.DataFrame:
+    """``customer_id, segment, segment_name, distance, confidence`` for each customer."""
+    return predict_detailed(model, data, **kwargs).scores

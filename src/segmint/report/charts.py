@@ -1,0 +1,150 @@
+"""Plotly figures for the report. Each function takes result tables and returns a Figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..evaluate.metrics import knee
+
+PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
+
+
+def _color(i: int) -> str:
+    return PALETTE[int(i) % len(PALETTE)]
+
+
+def k_selection(table: pd.DataFrame, chosen: int) -> go.Figure:
+    t = table.sort_values("k")
+    fig = make_subplots(
+        rows=1,
+        cols=4,
+        subplot_titles=(
+            "Silhouette (sample, 95% CI) ↑",
+            "Calinski–Harabasz ↑",
+            "Davies–Bouldin ↓",
+            "Inertia (elbow)",
+        ),
+    )
+    err = dict(
+        type="data",
+        symmetric=False,
+        array=(t.silhouette_high - t.silhouette).tolist(),
+        arrayminus=(t.silhouette - t.silhouette_low).tolist(),
+    )
+    fig.add_trace(go.Scatter(x=t.k, y=t.silhouette, error_y=err, mode="lines+markers"), 1, 1)
+    fig.add_trace(go.Scatter(x=t.k, y=t.calinski_harabasz, mode="lines+markers"), 1, 2)
+    fig.add_trace(go.Scatter(x=t.k, y=t.davies_bouldin, mode="lines+markers"), 1, 3)
+    fig.add_trace(go.Scatter(x=t.k, y=t.inertia, mode="lines+markers"), 1, 4)
+    elbow = knee(t.k.tolist(), t.inertia.tolist())
+    for col in range(1, 5):
+        fig.add_vline(x=chosen, line_dash="dash", line_color="#d62728", row=1, col=col)
+    if elbow is not None:
+        row = t[t.k == elbow].iloc[0]
+        fig.add_trace(
+            go.Scatter(
+                x=[elbow],
+                y=[row.inertia],
+                mode="markers",
+                marker_size=14,
+                marker_symbol="circle-open",
+                marker_color="#d62728",
+            ),
+            1,
+            4,
+        )
+    fig.update_layout(height=320, showlegend=False, margin=dict(t=40, b=30, l=40, r=10))
+    fig.update_xaxes(title_text="k", dtick=1)
+    return fig
+
+
+def sizes(segments: pd.DataFrame) -> go.Figure:
+    names = [f"{s}: {n}" for s, n in zip(segments.segment, segments.segment_name, strict=True)]
+    fig = go.Figure()
+    fig.add_bar(name="share of customers", x=names, y=segments.share_customers)
+    if "share_revenue" in segments:
+        fig.add_bar(name="share of revenue", x=names, y=segments.share_revenue)
+    fig.update_layout(
+        barmode="group",
+        height=360,
+        yaxis_tickformat=".0%",
+        margin=dict(t=20, b=10),
+        legend=dict(orientation="h", y=1.1),
+    )
+    return fig
+
+
+def heatmap(segments: pd.DataFrame, features: list[str]) -> go.Figure:
+    cols = [f"z_{f}" for f in features if f"z_{f}" in segments]
+    z = segments[cols].to_numpy(dtype=float)
+    names = [f"{s}: {n}" for s, n in zip(segments.segment, segments.segment_name, strict=True)]
+    means = segments[[c.replace("z_", "mean_", 1) for c in cols]].to_numpy(dtype=float)
+    text = np.vectorize(lambda v: f"{v:,.3g}")(means) if means.size else means
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[c[2:] for c in cols],
+            y=names,
+            zmid=0,
+            colorscale="RdBu_r",
+            text=text,
+            texttemplate="%{text}",
+            colorbar_title="std. diff.",
+            hovertemplate="%{y}<br>%{x}: mean %{text} (%{z:.2f} sd from base)<extra></extra>",
+        )
+    )
+    fig.update_layout(height=120 + 40 * len(names), margin=dict(t=10, b=10, l=10, r=10))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def scatter(emb: pd.DataFrame, names: list[str], three_d: bool) -> go.Figure:
+    fig = go.Figure()
+    ex = emb.attrs.get("explained", [])
+    for s in sorted(emb.segment.unique()):
+        part = emb[emb.segment == s]
+        label = f"{s}: {names[int(s)]}" if int(s) < len(names) else str(s)
+        common = dict(
+            mode="markers",
+            name=label,
+            text=part.customer_id.astype(str),
+            marker=dict(size=3 if three_d else 5, color=_color(s), opacity=0.7),
+            hovertemplate="customer %{text}<extra>" + label + "</extra>",
+        )
+        if three_d:
+            fig.add_trace(go.Scatter3d(x=part.pc1, y=part.pc2, z=part.pc3, **common))
+        else:
+            fig.add_trace(go.Scattergl(x=part.pc1, y=part.pc2, **common))
+
+    def lab(i: int) -> str:
+        return f"PC{i + 1}" + (f" ({ex[i]:.0%})" if i < len(ex) else "")
+
+    if three_d:
+        fig.update_layout(scene=dict(xaxis_title=lab(0), yaxis_title=lab(1), zaxis_title=lab(2)))
+    else:
+        fig.update_layout(xaxis_title=lab(0), yaxis_title=lab(1))
+    fig.update_layout(height=520, margin=dict(t=10, b=10, l=10, r=10))
+    return fig
+
+
+def quarantine(reasons: dict[str, int]) -> go.Figure | None:
+    if not reasons:
+        return None
+    items = sorted(reasons.items(), key=lambda kv: -kv[1])
+    fig = go.Figure(go.Bar(x=[n for _, n in items], y=[r for r, _ in items], orientation="h"))
+    fig.update_layout(height=80 + 30 * len(items), margin=dict(t=10, b=10, l=10, r=10))
+    fig.update_yaxes(autorange="reversed")
+    return fig

@@ -1,0 +1,78 @@
+"""Render the run report with Jinja2; charts are Plotly divs sharing one inlined plotly.js."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jinja2
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from ..evaluate.select_k import __doc__ as RULE_DOC
+from . import charts
+
+if TYPE_CHECKING:
+    from ..pipeline import RunResult
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("segmint", "report/templates"),
+    autoescape=jinja2.select_autoescape(["html", "j2"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _div(fig: go.Figure | None) -> str:
+    if fig is None:
+        return ""
+    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        if v != v:
+            return "–"
+        return f"{v:,.3f}" if abs(v) < 100 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def render_report(result: RunResult) -> str:
+    m = result.manifest
+    segs = result.segments
+    names = segs.segment_name.tolist()
+    feats = result.features.numeric
+    profile_cols = ["segment", "segment_name", "size", "share_customers"]
+    if "share_revenue" in segs:
+        profile_cols.append("share_revenue")
+    profile_cols += [f"mean_{f}" for f in feats[:8]]
+    profile_cols += [f"top_{c}" for c in result.features.categorical[:3]]
+    profile = segs[profile_cols].rename(
+        columns=lambda c: c.replace("mean_", "mean ").replace("_", " ")
+    )
+    ksel = result.k_selection.copy()
+    rule = "\n".join(line for line in (RULE_DOC or "").strip().splitlines()[2:])
+    tmpl = _ENV.get_template("report.html.j2")
+    return tmpl.render(
+        m=m,
+        plotlyjs=get_plotlyjs(),
+        segments=segs,
+        profile=profile,
+        ksel=ksel,
+        rule=rule,
+        fmt=_fmt,
+        fig_k=_div(charts.k_selection(ksel, result.k)),
+        fig_sizes=_div(charts.sizes(segs)),
+        fig_heat=_div(charts.heatmap(segs, feats)) if feats else "",
+        fig_2d=_div(charts.scatter(result.embedding_sample, names, three_d=False)),
+        fig_3d=_div(charts.scatter(result.embedding_sample, names, three_d=True)),
+        fig_quarantine=_div(charts.quarantine(m["rows"]["quarantined"])),
+        prep=result.preprocessing,
+    )
+
+
+def write_report(result: RunResult, path: Path) -> Path:
+    path.write_text(render_report(result), encoding="utf-8")
+    return path
