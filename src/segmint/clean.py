@@ -20,7 +20,7 @@ import ibis.expr.types as ir
 
 from . import parsing
 from .config import Cleaning
-from .io import ROW, Source
+from .io import ROW, Source, temp_name
 from .schema import ColumnMap, require_transaction_columns
 
 REASONS = (
@@ -156,7 +156,7 @@ def clean_transactions(
     reason = ibis.cases(*conditions, else_=ibis.null("string"))
     flagged = t.select(ROW, reason=reason)
     rejected = con.create_table(
-        _tmp_name("rejected"), flagged.filter(flagged.reason.notnull()), temp=True
+        temp_name("rejected"), flagged.filter(flagged.reason.notnull()), temp=True
     )
     counts_df = rejected.group_by("reason").aggregate(n=rejected.count()).execute()
     quarantined = {r: int(n) for r, n in zip(counts_df["reason"], counts_df["n"], strict=True)}
@@ -199,10 +199,3 @@ def clean_transactions(
         notes=notes,
         optional=optional,
     )
-
-
-_counter = iter(range(10**9))
-
-
-def _tmp_name(stem: str) -> str:
-    return f"_segmint_{stem}_{next(_counter)}"

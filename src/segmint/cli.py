@@ -113,6 +113,7 @@ def run(
     ] = None,
     observation_end: Annotated[str | None, typer.Option(help="ISO date ending the window.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (default: sniffed).")] = None,
 ) -> None:
     """Segment customers and write the run folder (tables, model, report)."""
 
@@ -128,6 +129,7 @@ def run(
             "kind": kind,
             "observation_end": observation_end,
             "seed": seed,
+            "delimiter": delimiter,
             "columns": _parse_map(column) or None,
             "clustering": {"k": k, "k_min": k_min, "k_max": k_max},
         }

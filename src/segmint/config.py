@@ -104,6 +104,7 @@ class Settings(_Model):
 
     inputs: list[str] = Field(default_factory=list, description="Order lines and/or customers.")
     kind: Literal["auto", "transactions", "customers"] = "auto"
+    delimiter: str | None = Field(None, description="CSV delimiter; default: sniffed.")
     out: str = "runs/latest"
     columns: Columns = Field(default_factory=Columns)
     cleaning: Cleaning = Field(default_factory=Cleaning)

@@ -115,7 +115,7 @@ def clean_customers(
     w = ibis.window(group_by=parsed["customer_id"], order_by=t[ROW])
     conditions.append((ibis.row_number().over(w) > 0, "duplicate_customer_id"))
     reason = ibis.cases(*conditions, else_=ibis.null("string"))
-    df = t.select(ROW, reason=reason, **parsed).execute()
+    df = t.select(ROW, reason=reason, **parsed).order_by(ROW).execute()
     rejected = df.loc[df["reason"].notna(), [ROW, "reason"]].reset_index(drop=True)
     quarantined = rejected["reason"].value_counts().to_dict()
     frame = df.loc[df["reason"].isna()].drop(columns=["reason", ROW]).reset_index(drop=True)

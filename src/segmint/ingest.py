@@ -38,7 +38,9 @@ class Ingested:
         return {"read": read, "kept": kept, "quarantined": quarantined}
 
 
-def source_from(data: Any, con: ibis.BaseBackend, name: str = "dataframe") -> io.Source:
+def source_from(
+    data: Any, con: ibis.BaseBackend, name: str = "dataframe", delimiter: str | None = None
+) -> io.Source:
     if isinstance(data, pd.DataFrame):
         if data.empty:
             raise InputError("the DataFrame has no rows.", path=name)
@@ -47,10 +49,10 @@ def source_from(data: Any, con: ibis.BaseBackend, name: str = "dataframe") -> io
         for c in df.columns:
             if df[c].dtype == object:
                 df[c] = df[c].astype("string")
-        table = con.create_table(f"_segmint_df_{id(data)}", df, temp=True, overwrite=True)
+        table = io.register_frame(con, df, "frame")
         table = table.mutate(**{io.ROW: ibis.row_number() + 1})
         return io.Source(name, "dataframe", table, list(df.columns))
-    return io.read(str(data), con)
+    return io.read(str(data), con, delimiter=delimiter)
 
 
 def ingest(
@@ -66,7 +68,7 @@ def ingest(
     out = Ingested()
     overrides = settings.columns.overrides()
     for i, data in enumerate(inputs):
-        src = source_from(data, con, name=f"dataframe[{i}]")
+        src = source_from(data, con, name=f"dataframe[{i}]", delimiter=settings.delimiter)
         cmap = auto_map(
             src.columns,
             {k: v for k, v in overrides.items() if v in src.columns},

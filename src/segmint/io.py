@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io as _io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -245,8 +244,7 @@ def _read_excel(p: Path, con: ibis.BaseBackend, sheet: str | int | None) -> ir.T
     for col in df.columns:
         s = df[col]
         df[col] = s.map(_excel_cell_to_text).astype("string")
-    name = f"excel_{abs(hash(str(p))) % 10**8}"
-    return con.create_table(name, df, temp=True, overwrite=True)
+    return register_frame(con, df, "excel")
 
 
 def _excel_cell_to_text(v: object) -> str | None:
@@ -261,12 +259,24 @@ def _excel_cell_to_text(v: object) -> str | None:
     return str(v)
 
 
+_counter = iter(range(10**12))
+
+
+def temp_name(stem: str) -> str:
+    """A fresh name for a temporary table in this process."""
+    return f"_segmint_{stem}_{next(_counter)}"
+
+
+def register_frame(con: ibis.BaseBackend, df: pd.DataFrame, stem: str) -> ir.Table:
+    """A pandas frame as a temporary table of ``con``.
+
+    Goes through ``ibis.memtable`` with a fresh name and no ``overwrite``: with DuckDB 2.0,
+    Ibis 12's ``create_table`` from a DataFrame, or with ``overwrite=True``, emits an invalid
+    ``DROP VIEW IF EXISTS`` statement.
+    """
+    return con.create_table(temp_name(stem), ibis.memtable(df), temp=True)
+
+
 def _first_line(exc: BaseException) -> str:
     msg = str(exc).strip().splitlines()
     return msg[0] if msg else type(exc).__name__
-
-
-def read_text_sample(path: str | Path, n_lines: int = 5) -> list[str]:
-    """First lines of a text file (for error messages)."""
-    head = _head_bytes(Path(path), 65536).decode("utf-8", errors="replace")
-    return _io.StringIO(head).read().splitlines()[:n_lines]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .exceptions import InputError
 
-REQUIRED_TX = ("customer_id", "order_id", "ts")
+REQUIRED_TX = ("customer_id", "ts")  # no order id: each customer timestamp is one order
 OPTIONAL_TX = ("product_id", "category", "channel", "country")
 
 # Normalised spellings (lower case, letters and digits only) per canonical column, most

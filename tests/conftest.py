@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def dataset(name: str) -> Path:
+    path = DATASETS / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: real-data tests need ../shared/datasets beside the repo")
+    return path
+
+
+@pytest.fixture
+def orders_frame() -> pd.DataFrame:
+    """A tiny, hand-checkable set of order lines (Online Retail spelling)."""
+    rows = [
+        # InvoiceNo, StockCode, Quantity, InvoiceDate, UnitPrice, CustomerID
+        ("1001", "A", 2, "2024-01-01 10:00:00", 5.0, "1"),
+        ("1001", "B", 1, "2024-01-01 10:00:00", 10.0, "1"),
+        ("1002", "A", 1, "2024-01-11 09:00:00", 5.0, "1"),
+        ("1003", "A", 4, "2024-01-31 12:00:00", 5.0, "1"),
+        ("C1004", "A", -1, "2024-02-01 12:00:00", 5.0, "1"),
+        ("2001", "B", 3, "2024-01-20 08:00:00", 10.0, "2"),
+        ("2001", "B", 3, "2024-01-20 08:00:00", 10.0, "2"),  # exact duplicate
+        ("2002", "C", 1, "2024-01-21 08:00:00", 0.0, "2"),  # zero price
+        ("3001", "C", 1, "2024-01-05 08:00:00", 7.0, ""),  # missing customer
+        ("3002", "C", 1, "2099-01-05 08:00:00", 7.0, "3"),  # future date
+        ("3003", "C", 1, "not a date", 7.0, "3"),  # unparseable date
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"],
+    )
