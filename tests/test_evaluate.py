@@ -120,3 +120,18 @@ def test_segmenter_recovers_blobs_and_is_label_order_invariant(blobs):
     seg2 = KMeansSegmenter(random_state=0).fit(X[perm])
     assert adjusted_rand_score(seg.labels_[perm], seg2.labels_) > 0.99
     np.testing.assert_array_equal(seg.predict(X), seg.labels_)
+
+
+def test_k2_on_a_tie_is_not_kept():
+    # k = 2: silhouette + CH; k = 4: DB + elbow. A tie must not hand marketing two segments.
+    t = _table(
+        sil=[0.60, 0.40, 0.39, 0.41],
+        low=[0.58, 0.38, 0.37, 0.39],
+        ch=[900, 800, 700, 600],
+        db=[1.2, 1.1, 0.8, 1.0],
+        inertia=[100, 90, 40, 38],
+    )
+    assert choose_k(t, min_segment_share=0.005).votes["elbow"] == 4
+    d = choose_k(t, min_segment_share=0.005)
+    assert d.k >= 3
+    assert "tie-break" in d.reason

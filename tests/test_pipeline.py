@@ -98,7 +98,7 @@ def synthetic(tmp_path_factory):
 
 
 def test_synthetic_planted_types_recovered(synthetic):
-    d, info = synthetic
+    _, info = synthetic
     r = segmint.segment(info["path"], seed=0)
     truth = pd.read_parquet(info["types_path"])
     m = r.customers.merge(truth, on="customer_id")
@@ -122,7 +122,7 @@ def test_generator_is_deterministic(tmp_path):
 
 
 def test_orders_and_attributes_joined(synthetic, tmp_path):
-    d, info = synthetic
+    _, info = synthetic
     truth = pd.read_parquet(info["types_path"])
     rng = np.random.default_rng(0)
     attrs = pd.DataFrame(

@@ -132,7 +132,7 @@ def detect_date_format(table: ir.Table, raw: str, *, path: str, sample: int = 20
     if col.type().is_integer():
         return "%Y%m%d"
     text = _text(col)
-    sub = table.select(v=text).filter(ibis._.v.notnull()).limit(sample)
+    sub = table.select(ROW, v=text).filter(ibis._.v.notnull()).limit(sample)
     counts = {ISO: sub.v.try_cast(dt.Timestamp()).notnull().cast("int64").sum()}
     for fmt in DATE_FORMATS:
         counts[fmt] = _try_strptime(sub.v, fmt).notnull().cast("int64").sum()
@@ -147,10 +147,12 @@ def detect_date_format(table: ir.Table, raw: str, *, path: str, sample: int = 20
     scores = {fmt: int(row[f"f{i}"]) for i, fmt in enumerate(counts)}
     best = max(scores, key=lambda f: scores[f])  # first maximum wins: ISO, then day-first
     if scores[best] < 0.5 * n:
-        examples = sub.limit(3).execute()["v"].tolist()
+        first = sub.limit(3).execute()
+        examples = first["v"].tolist()
         raise InputError(
             "the date format is not recognised.",
             column=raw,
+            row=int(first[ROW].iloc[0]),
             value=examples[0] if examples else None,
             expected=(
                 "dates like 2011-12-09 13:45, 09/12/2011, 12/09/2011 or 20111209 "

@@ -8,10 +8,11 @@ The rule (also printed in every report):
    Calinski–Harabasz, the lowest Davies–Bouldin and the elbow of the inertia curve.
 3. The k with most votes wins; a tie goes to the higher silhouette.
 4. Guard against k = 2: silhouette and Calinski–Harabasz favour a single dominant split on
-   skewed customer data, yet two segments give marketing little to act on. k = 2 is kept
-   only if it wins the vote *and* its silhouette beats every k ≥ 3 by more than the
-   sampling noise (its bootstrap 95% interval lies above their best point estimate);
-   otherwise the vote is re-run over k ≥ 3.
+   skewed customer data (high vs low value), yet two segments give marketing little to act
+   on. k = 2 is kept only if it wins the vote outright (more votes than any other k, not
+   on a tie-break) *and* its silhouette beats every k ≥ 3 by more than the sampling noise
+   (its bootstrap 95% interval lies above their best point estimate); otherwise the vote
+   is re-run over k ≥ 3.
 """
 
 from __future__ import annotations
@@ -53,14 +54,22 @@ def choose_k(table: pd.DataFrame, *, min_segment_share: float) -> Decision:
     if k == 2:
         rest = eligible[eligible["k"] >= 3]
         k2 = eligible[eligible["k"] == 2].iloc[0]
-        if not rest.empty and k2["silhouette_low"] <= rest["silhouette"].max():
+        outright = _tally(votes).get(2, 0) > max(
+            (n for kk, n in _tally(votes).items() if kk != 2), default=0
+        )
+        if not rest.empty and (not outright or k2["silhouette_low"] <= rest["silhouette"].max()):
             votes3 = _votes(rest)
             k = _winner(rest, votes3)
+            why = (
+                "only on a tie-break"
+                if not outright
+                else f"but its silhouette {k2['silhouette']:.3f} (95% CI "
+                f"{k2['silhouette_low']:.3f}–{k2['silhouette_high']:.3f}) is not clearly "
+                f"above the best k ≥ 3 ({rest['silhouette'].max():.3f})"
+            )
             reason = (
-                f"k = 2 won the first vote ({_describe(2, votes)}), but its silhouette "
-                f"{k2['silhouette']:.3f} (95% CI {k2['silhouette_low']:.3f}–"
-                f"{k2['silhouette_high']:.3f}) is not clearly above the best k ≥ 3 "
-                f"({rest['silhouette'].max():.3f}), so the vote was re-run over k ≥ 3: "
+                f"k = 2 won the first vote {why} ({_describe(2, votes)}); two segments give "
+                "marketing little to act on, so the vote was re-run over k ≥ 3: "
                 + _describe(k, votes3)
             )
             votes = votes3
@@ -77,11 +86,16 @@ def _votes(t: pd.DataFrame) -> dict[str, int | None]:
     return v
 
 
-def _winner(t: pd.DataFrame, votes: dict[str, int | None]) -> int:
+def _tally(votes: dict[str, int | None]) -> dict[int, int]:
     tally: dict[int, int] = {}
     for k in votes.values():
         if k is not None:
             tally[k] = tally.get(k, 0) + 1
+    return tally
+
+
+def _winner(t: pd.DataFrame, votes: dict[str, int | None]) -> int:
+    tally = _tally(votes)
     best = max(tally.values())
     tied = [k for k, n in tally.items() if n == best]
     sil = t.set_index("k")["silhouette"]
