@@ -86,9 +86,13 @@ def clean_transactions(
     fmt = parsing.detect_date_format(t, raw["ts"], path=source.path)
     if fmt != parsing.ISO:
         notes.append(f"dates in {raw['ts']!r} read with format {fmt}")
+
+    def ident(canon: str) -> ir.StringValue:
+        return parsing.identifier(t[raw[canon]], parsing.has_float_ids(t, raw[canon]))
+
     typed: dict[str, ir.Value] = {
-        "customer_id": parsing.identifier(t[raw["customer_id"]]),
-        "order_id": parsing.identifier(t[raw["order_id"]]) if raw["order_id"] else None,
+        "customer_id": ident("customer_id"),
+        "order_id": ident("order_id") if raw["order_id"] else None,
         "ts": parsing.timestamp(t[raw["ts"]], fmt),
     }
     money_cols = (
@@ -106,14 +110,15 @@ def clean_transactions(
     checks = {"ts": ("a date/time", typed["ts"])}
     checks.update({c: ("a number", typed[c]) for c in money_cols})
     for canon, (expected, expr) in checks.items():
+        if not t[raw[canon]].type().is_string():
+            continue  # typed input (Parquet, DataFrame): nothing can fail to parse
         chk = parsing.check(t, raw[canon], expr)
         parsing.require_mostly_valid(
             chk, path=source.path, expected=expected, max_share=rules.max_invalid_share
         )
 
     def empty(canon: str) -> ir.BooleanValue:
-        col = t[raw[canon]]
-        return col.cast("string").strip().fill_null("") == ""
+        return parsing.is_empty(t[raw[canon]])
 
     if "amount" in typed:
         qty = (typed["amount"] < 0).ifelse(-1.0, 1.0)
@@ -150,8 +155,8 @@ def clean_transactions(
     if rules.returns == "quarantine":
         conditions.append((is_return, "return"))
     if rules.drop_duplicates:
-        w = ibis.window(group_by=[t[c] for c in source.columns], order_by=t[ROW])
-        conditions.append((ibis.row_number().over(w) > 0, "duplicate"))
+        dups = _duplicate_rows(t, source.columns, con)
+        conditions.append((t[ROW].isin(dups[ROW]), "duplicate"))
 
     reason = ibis.cases(*conditions, else_=ibis.null("string"))
     flagged = t.select(ROW, reason=reason)
@@ -173,7 +178,7 @@ def clean_transactions(
         amount=is_return.ifelse(-(abs_qty * price), abs_qty * price),
         is_return=is_return,
         **{
-            c: parsing.identifier(t[raw[c]]) if c == "product_id" else t[raw[c]].cast("string")
+            c: ident(c) if c == "product_id" else t[raw[c]].cast("string")
             for c in ("product_id", "category", "channel", "country")
             if raw[c]
         },
@@ -198,4 +203,25 @@ def clean_transactions(
         returns=n_returns,
         notes=notes,
         optional=optional,
+    )
+
+
+def _duplicate_rows(t: ir.Table, columns: list[str], con: ibis.BaseBackend) -> ir.Table:
+    """Row numbers of exact duplicates (every column equal to an earlier row's).
+
+    A window partitioned by every column is exact but slow on wide text rows. Rows are first
+    bucketed by a 64-bit hash (XOR of the columns' hashes); only rows whose hash occurs more
+    than once, a small set, go through the exact window. A hash collision only adds a
+    candidate, which the exact comparison then clears, so the result is exact.
+    """
+    h = t[columns[0]].hash()
+    for c in columns[1:]:
+        h = h ^ t[c].hash()
+    hashed = t.select(*columns, ROW, _h=h)
+    repeated = hashed.group_by("_h").aggregate(_n=hashed.count()).filter(ibis._._n > 1)
+    cand = hashed.semi_join(repeated, "_h")
+    w = ibis.window(group_by=[cand[c] for c in columns], order_by=cand[ROW])
+    ranked = cand.select(ROW, _rn=ibis.row_number().over(w))
+    return con.create_table(
+        temp_name("duplicates"), ranked.filter(ranked._rn > 0).select(ROW), temp=True
     )

