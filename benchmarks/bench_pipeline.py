@@ -149,11 +149,14 @@ def main() -> None:
     print(f"  ratio segmint/plain: time {t_ratio:.2f}x, peak memory {m_ratio:.2f}x")
     print(f"  segmint stage timings: {manifest['timings']}  k={manifest['k']}")
     if args.record:
+
+        def cell(r: dict) -> str:
+            return f"{r['seconds']:.1f} s / {r['peak_mb']:.0f} MB / ARI {r['ari']:.2f}"
+
         row = (
             f"| {time.strftime('%Y-%m-%d')} | {args.customers:,} | {lines:,} | "
-            f"{seg['seconds']:.1f} s / {seg['peak_mb']:.0f} MB / ARI {seg['ari']:.2f} (k={manifest['k']}) | "
-            f"{plain['seconds']:.1f} s / {plain['peak_mb']:.0f} MB / ARI {plain['ari']:.2f} | "
-            f"{t_ratio:.2f}x | {m_ratio:.2f}x | {os.cpu_count()} cores, {platform.python_version()} |\n"
+            f"{cell(seg)} (k={manifest['k']}) | {cell(plain)} | {t_ratio:.2f}x | "
+            f"{m_ratio:.2f}x | {os.cpu_count()} cores, Python {platform.python_version()} |\n"
         )
         with (HERE / "RESULTS.md").open("a") as fh:
             fh.write(row)
