@@ -117,81 +117,94 @@ def clean_transactions(
             chk, path=source.path, expected=expected, max_share=rules.max_invalid_share
         )
 
+    # Pass 1 (materialised): each typed value and raw-emptiness flag computed once.
+    base_cols: dict[str, ir.Value] = {"customer_id": typed["customer_id"], "ts": typed["ts"]}
+    if raw["order_id"]:
+        base_cols["order_id"] = typed["order_id"]
+    else:
+        notes.append("no order id column: each distinct customer timestamp is one order")
+        base_cols["order_id"] = typed["customer_id"].concat("@", typed["ts"].cast("string"))
+    for canon in money_cols:
+        base_cols[f"_v_{canon}"] = typed[canon]
+        if t[raw[canon]].type().is_string():
+            base_cols[f"_e_{canon}"] = parsing.is_empty(t[raw[canon]])
+    if t[raw["ts"]].type().is_string():
+        base_cols["_e_ts"] = parsing.is_empty(t[raw["ts"]])
+    optional = tuple(c for c in ("product_id", "category", "channel", "country") if raw[c])
+    for c in optional:
+        base_cols[c] = ident(c) if c == "product_id" else parsing.text(t[raw[c]])
+    if rules.drop_duplicates:
+        base_cols["_h"] = _row_hash(t, source.columns)
+    b = con.create_table(temp_name("lines"), t.select(ROW, **base_cols), temp=True)
+
+    # Pass 2 (lazy, cheap arithmetic on typed columns): sign, amount, first reason.
     def empty(canon: str) -> ir.BooleanValue:
-        return parsing.is_empty(t[raw[canon]])
+        flag = f"_e_{canon}"
+        col = "ts" if canon == "ts" else f"_v_{canon}"
+        return b[flag] if flag in b.columns else b[col].isnull()
 
     if "amount" in typed:
-        qty = (typed["amount"] < 0).ifelse(-1.0, 1.0)
-        price = typed["amount"].abs()
+        qty = (b._v_amount < 0).ifelse(-1.0, 1.0)
+        price = b._v_amount.abs()
     else:
-        qty, price = typed["quantity"], typed["unit_price"]
-    order = typed["order_id"]
-    if order is None:
-        notes.append("no order id column: each distinct customer timestamp is one order")
-        order = typed["customer_id"].concat("@", typed["ts"].cast("string"))
+        qty, price = b._v_quantity, b._v_unit_price
     is_return = qty < 0
     if rules.cancellation_prefix and raw["order_id"]:
-        is_return = is_return | order.startswith(rules.cancellation_prefix)
+        is_return = is_return | b.order_id.startswith(rules.cancellation_prefix)
 
     max_date = (
         ibis.timestamp(rules.max_date) if rules.max_date else ibis.literal(_dt.datetime.now())
     )
     conditions: list[tuple[ir.BooleanValue, str]] = [
-        (typed["customer_id"].isnull(), "missing_customer_id"),
+        (b.customer_id.isnull(), "missing_customer_id"),
     ]
     if raw["order_id"]:
-        conditions.append((typed["order_id"].isnull(), "missing_order_id"))
-    conditions += [(empty("ts"), "missing_date"), (typed["ts"].isnull(), "invalid_date")]
+        conditions.append((b.order_id.isnull(), "missing_order_id"))
+    conditions += [(empty("ts"), "missing_date"), (b.ts.isnull(), "invalid_date")]
     for canon in money_cols:
         conditions += [
             (empty(canon), f"missing_{canon}"),
-            (typed[canon].isnull(), f"invalid_{canon}"),
+            (b[f"_v_{canon}"].isnull(), f"invalid_{canon}"),
         ]
     if rules.drop_future_dates:
-        conditions.append((typed["ts"] > max_date, "future_date"))
+        conditions.append((b.ts > max_date, "future_date"))
     if rules.drop_nonpositive_price:
         conditions.append((price <= 0, "nonpositive_price"))
     conditions.append((qty == 0, "zero_quantity"))
     if rules.returns == "quarantine":
         conditions.append((is_return, "return"))
-    if rules.drop_duplicates:
-        dups = _duplicate_rows(t, source.columns, con)
-        conditions.append((t[ROW].isin(dups[ROW]), "duplicate"))
-
-    reason = ibis.cases(*conditions, else_=ibis.null("string"))
-    flagged = t.select(ROW, reason=reason)
-    rejected = con.create_table(
-        temp_name("rejected"), flagged.filter(flagged.reason.notnull()), temp=True
-    )
-    counts_df = rejected.group_by("reason").aggregate(n=rejected.count()).execute()
-    quarantined = {r: int(n) for r, n in zip(counts_df["reason"], counts_df["n"], strict=True)}
-    quarantined = {r: quarantined[r] for r in REASONS if r in quarantined}
-
     abs_qty = qty.abs()
-    lines = t.select(
+    all_lines = b.select(
         ROW,
-        customer_id=typed["customer_id"],
-        order_id=order,
-        ts=typed["ts"],
+        "customer_id",
+        "order_id",
+        "ts",
+        *optional,
+        *(["_h"] if rules.drop_duplicates else []),
         quantity=is_return.ifelse(-abs_qty, abs_qty),
         unit_price=price,
         amount=is_return.ifelse(-(abs_qty * price), abs_qty * price),
         is_return=is_return,
-        **{
-            c: ident(c) if c == "product_id" else t[raw[c]].cast("string")
-            for c in ("product_id", "category", "channel", "country")
-            if raw[c]
-        },
+        _reason=ibis.cases(*conditions, else_=ibis.null("string")),
     )
-    lines = lines.anti_join(rejected, ROW)
-    split = (
-        lines.aggregate(n=lines.count(), returns=lines.is_return.cast("int64").sum())
-        .execute()
-        .iloc[0]
+    if rules.drop_duplicates:
+        dups = _duplicate_rows(all_lines, t, source.columns, con)
+        is_dup = all_lines[ROW].isin(dups[ROW])
+        final = all_lines._reason.fill_null(is_dup.ifelse("duplicate", ibis.null("string")))
+    else:
+        final = all_lines._reason
+    flagged = all_lines.mutate(reason=final)
+    counts_df = flagged.group_by("reason").aggregate(n=flagged.count()).execute()
+    read = int(counts_df["n"].sum())
+    counts_df = counts_df[counts_df["reason"].notna()]
+    quarantined = {r: int(n) for r, n in zip(counts_df["reason"], counts_df["n"], strict=True)}
+    quarantined = {r: quarantined[r] for r in REASONS if r in quarantined}
+    rejected = flagged.filter(flagged.reason.notnull()).select(ROW, "reason")
+    lines = flagged.filter(flagged.reason.isnull()).drop(
+        "reason", "_reason", *(["_h"] if rules.drop_duplicates else [])
     )
-    n_kept, n_returns = int(split["n"]), int(split["returns"] or 0)
-    read = source.count()
-    optional = tuple(c for c in ("product_id", "category", "channel", "country") if raw[c])
+    n_returns = int(lines.is_return.cast("int64").sum().execute() or 0)
+    n_kept = read - sum(quarantined.values())
     return CleanTransactions(
         lines=lines,
         rejected=rejected,
@@ -206,22 +219,31 @@ def clean_transactions(
     )
 
 
-def _duplicate_rows(t: ir.Table, columns: list[str], con: ibis.BaseBackend) -> ir.Table:
-    """Row numbers of exact duplicates (every column equal to an earlier row's).
-
-    A window partitioned by every column is exact but slow on wide text rows. Rows are first
-    bucketed by a 64-bit hash (XOR of the columns' hashes); only rows whose hash occurs more
-    than once, a small set, go through the exact window. A hash collision only adds a
-    candidate, which the exact comparison then clears, so the result is exact.
-    """
+def _row_hash(t: ir.Table, columns: list[str]) -> ir.IntegerValue:
+    """A 64-bit hash of a row's raw values (XOR of the columns' hashes)."""
     h = t[columns[0]].hash()
     for c in columns[1:]:
         h = h ^ t[c].hash()
-    hashed = t.select(*columns, ROW, _h=h)
-    repeated = hashed.group_by("_h").aggregate(_n=hashed.count()).filter(ibis._._n > 1)
-    cand = hashed.semi_join(repeated, "_h")
-    w = ibis.window(group_by=[cand[c] for c in columns], order_by=cand[ROW])
-    ranked = cand.select(ROW, _rn=ibis.row_number().over(w))
+    return h
+
+
+def _duplicate_rows(
+    lines: ir.Table, source: ir.Table, columns: list[str], con: ibis.BaseBackend
+) -> ir.Table:
+    """Row numbers of exact duplicates among rows with no other reason: every raw column
+    equal to an earlier row's.
+
+    A window partitioned by every column is exact but slow on wide text rows. Rows are
+    bucketed by the 64-bit row hash; only rows whose hash occurs more than once (a small
+    set) are compared exactly on their raw values. A hash collision only adds a candidate,
+    which the exact comparison clears, so the result is exact.
+    """
+    base = lines.filter(lines._reason.isnull())
+    repeated = base.group_by("_h").aggregate(_n=base.count()).filter(ibis._._n > 1)
+    cand = base.semi_join(repeated, "_h").select(ROW)
+    raw = source.semi_join(cand, ROW)
+    w = ibis.window(group_by=[raw[c] for c in columns], order_by=raw[ROW])
+    ranked = raw.select(ROW, _rn=ibis.row_number().over(w))
     return con.create_table(
         temp_name("duplicates"), ranked.filter(ranked._rn > 0).select(ROW), temp=True
     )

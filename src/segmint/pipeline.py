@@ -7,6 +7,7 @@ Reads nothing but through ``ingest`` and writes nothing: ``RunResult.save`` hand
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from .features.build import DESCRIPTIVE
 from .ingest import Ingested, ingest
 from .model import SegmentationModel
 
+log = logging.getLogger(__name__)
 Progress = Callable[[str, str], None]  # (stage, detail)
 STAGES = ("ingest", "features", "preprocess", "cluster", "profile")
 
@@ -71,6 +73,7 @@ def _stage(name: str, timings: dict[str, float], progress: Progress | None) -> I
     t0 = time.perf_counter()
     yield
     timings[name] = round(time.perf_counter() - t0, 3)
+    log.info("stage %s took %.3f s", name, timings[name])
     if progress:
         progress(name, "done")
 
@@ -98,6 +101,7 @@ def run(
         if settings.features:
             feats = feats.select(settings.features)
     frame = feats.frame
+    log.info("rows %s; %d customers; features %s", ing.rows, len(frame), feats.names)
     with _stage("preprocess", timings, progress):
         p = settings.preprocess
         pre = preprocess.make_preprocessor(

@@ -82,8 +82,6 @@ def line_features(
         "n_return_lines": lines.is_return.cast("int64").sum(),
         "_pv": pv,
     }
-    if "product_id" in lines.columns:
-        aggs["distinct_products"] = lines.product_id.nunique(where=purchase)
     for i in range(1, 5):
         aggs[f"_q{i}"] = lines.amount.sum(where=purchase & (q == i))
     aggs["_we"] = lines.amount.sum(where=purchase & weekend)
@@ -96,6 +94,11 @@ def line_features(
         share[category_share_name(category_col or "category", cat)] = (
             agg[f"_c{j}"].fill_null(0) / agg._pv
         )
+    if "product_id" in lines.columns:
+        # Two plain aggregations beat COUNT(DISTINCT) inside the wide aggregate several-fold.
+        pairs = lines.filter(purchase).select("customer_id", "product_id").distinct()
+        distinct = pairs.group_by("customer_id").aggregate(distinct_products=pairs.count())
+        agg = agg.left_join(distinct, "customer_id").drop("customer_id_right")
     keep = [c for c in agg.columns if not c.startswith("_")]
     out = agg.select(
         *keep,

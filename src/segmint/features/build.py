@@ -103,11 +103,14 @@ def build_features(
         orders = behaviour.order_table(lines)
         of = behaviour.order_features(orders, end)
         lf = behaviour.line_features(lines, cats, cat_col)
-        all_customers = int(lf.count().execute())
-        frame = of.inner_join(lf, "customer_id").execute()
-        frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+        frame = lf.left_join(of, "customer_id").execute()
+        only_returns = frame["frequency"].isna()
+        frame = frame.drop(columns=[c for c in frame.columns if c.endswith("_right")])
+        frame = frame[~only_returns].sort_values("customer_id", kind="stable")
+        frame = frame.reset_index(drop=True)
+        frame["frequency"] = frame["frequency"].astype("int64")
         info["customers_with_purchases"] = len(frame)
-        info["customers_only_returns"] = all_customers - len(frame)
+        info["customers_only_returns"] = int(only_returns.sum())
         frame = pd.concat(
             [frame, rfm_scores(frame.recency_days, frame.frequency, frame.monetary)], axis=1
         )
