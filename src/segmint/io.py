@@ -45,12 +45,14 @@ class Source:
 
 def connect(threads: int | None = None, memory_limit: str | None = None) -> ibis.BaseBackend:
     """An in-process DuckDB backend (spills to a temp directory when memory runs short)."""
-    config = {}
+    config: dict = {}
     if threads:
         config["threads"] = threads
     if memory_limit:
         config["memory_limit"] = memory_limit
-    return ibis.duckdb.connect(**config)
+    con = ibis.duckdb.connect(**config)
+    con.raw_sql("SET enable_progress_bar = false")  # no bars in logs, CI or pipes
+    return con
 
 
 def _file_format(path: Path) -> str:

@@ -111,7 +111,9 @@ def run(
             iqr_factor=p.clip_iqr,
             max_categories=p.max_categories,
         )
-        X = preprocess.fit_transform(pre, frame, feats.numeric, feats.categorical)
+        X = preprocess.fit_transform(
+            pre, frame, feats.numeric, feats.categorical, seed=settings.seed
+        )
         prep_report = preprocess.preprocessing_report(pre, frame, feats.numeric, feats.categorical)
     with _stage("cluster", timings, progress):
         seg = make_segmenter(settings.clustering, settings.seed)

@@ -91,7 +91,7 @@ def write_quarantine(result: RunResult, path: Path) -> int:
     table = aligned[0] if len(aligned) == 1 else ibis.union(*aligned)
     if ing.transactions is not None:
         # The transactions' backend executes; memtables are registered on it automatically.
-        ing.transactions.source.table._find_backend().to_parquet(table, str(path))
+        ing.transactions.source.table.get_backend().to_parquet(table, str(path))
     else:
         table.to_pandas().to_parquet(path, index=False)
     return int(sum(sum(i["rows"]["quarantined"].values()) for i in ing.inputs))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
 from ..clean import CleanTransactions
 from ..customers import CleanCustomers
 from ..exceptions import InputError
+from ..io import temp_name
 from . import behaviour
 from .rfm import rfm_scores
 
@@ -26,6 +28,11 @@ DESCRIPTIVE = (
     "n_return_lines",
     "avg_basket_lines",
 )
+
+
+def con_of(table: Any) -> Any:
+    """The backend an Ibis table runs on."""
+    return table.get_backend()
 
 
 @dataclass
@@ -100,15 +107,20 @@ def build_features(
             if cat_col is None and "product_id" in tx.optional:
                 cat_col = "product_id"
             cats = behaviour.top_categories(lines, cat_col, top_categories) if cat_col else []
-        orders = behaviour.order_table(lines)
-        of = behaviour.order_features(orders, end)
-        lf = behaviour.line_features(lines, cats, cat_col)
-        frame = lf.left_join(of, "customer_id").execute()
+        orders = con_of(lines).create_table(
+            temp_name("orders"), behaviour.order_table(lines, cats, cat_col), temp=True
+        )
+        feats = behaviour.order_features(orders, end, cats, cat_col)
+        if "product_id" in tx.optional:
+            dp = behaviour.distinct_products(lines)
+            feats = feats.left_join(dp, "customer_id").drop("customer_id_right")
+        frame = feats.execute()
         only_returns = frame["frequency"].isna()
-        frame = frame.drop(columns=[c for c in frame.columns if c.endswith("_right")])
         frame = frame[~only_returns].sort_values("customer_id", kind="stable")
         frame = frame.reset_index(drop=True)
         frame["frequency"] = frame["frequency"].astype("int64")
+        if "distinct_products" in frame:
+            frame["distinct_products"] = frame["distinct_products"].fillna(0).astype("int64")
         info["customers_with_purchases"] = len(frame)
         info["customers_only_returns"] = int(only_returns.sum())
         frame = pd.concat(
