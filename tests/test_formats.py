@@ -63,3 +63,27 @@ def test_customer_rows_quarantined(tmp_path):
     q = pd.read_parquet(r.save(tmp_path / "run") / "quarantine.parquet")
     assert sorted(q["_row"]) == [301, 302, 303]
     assert set(q["reason"]) == {"missing_customer_id", "duplicate_customer_id", "invalid_age"}
+
+
+def test_kind_overrides_detection(tmp_path):
+    # A customer table whose columns look like order lines (a date and an amount).
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame(
+        {
+            "customer_id": [f"u{i}" for i in range(n)],
+            "date": pd.date_range("2020-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+            "total": np.r_[rng.normal(100, 10, n // 2), rng.normal(900, 50, n // 2)],
+        }
+    )
+    p = tmp_path / "accounts.csv"
+    df.to_csv(p, index=False)
+    auto = segmint.segment(p)
+    assert auto.manifest["inputs"][0]["kind"] == "transactions"
+    forced = segmint.segment(p, kind="customers")
+    assert forced.manifest["inputs"][0]["kind"] == "customers"
+    assert {"total", "date_days"} <= set(forced.features.numeric)
+    assert forced.manifest["customers"] == n
+    assert forced.manifest["features"]["dropped"] == {}
+    assert auto.manifest["features"]["dropped"]["regularity"] == "all values missing"
+    assert auto.manifest["features"]["dropped"]["frequency"] == "the same value for every customer"

@@ -100,6 +100,7 @@ def run(
         )
         if settings.features:
             feats = feats.select(settings.features)
+        feats, dropped = feats.drop_uninformative()
     frame = feats.frame
     log.info("rows %s; %d customers; features %s", ing.rows, len(frame), feats.names)
     with _stage("preprocess", timings, progress):
@@ -172,6 +173,7 @@ def run(
             "numeric": feats.numeric,
             "categorical": feats.categorical,
             "descriptive": [c for c in DESCRIPTIVE if c in frame],
+            "dropped": dropped,
         },
         "customers_detail": feats.info,
         "preprocessing": prep_report,

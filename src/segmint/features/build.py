@@ -61,6 +61,29 @@ class CustomerFeatures:
     def names(self) -> list[str]:
         return [*self.numeric, *self.categorical]
 
+    def drop_uninformative(self) -> tuple[CustomerFeatures, dict[str, str]]:
+        """Features without variation (all missing, or one value) cannot separate customers;
+        drop them and say why. Raises when nothing is left."""
+        dropped: dict[str, str] = {}
+        for c in self.names:
+            col = self.frame[c]
+            if col.notna().sum() == 0:
+                dropped[c] = "all values missing"
+            elif col.nunique(dropna=True) <= 1:
+                dropped[c] = "the same value for every customer"
+        if dropped and len(dropped) == len(self.names):
+            raise InputError(
+                "no feature varies across customers, so there is nothing to segment on "
+                f"({'; '.join(f'{c}: {r}' for c, r in dropped.items())}).",
+                expected="features that differ between customers",
+            )
+        keep_num = [c for c in self.numeric if c not in dropped]
+        keep_cat = [c for c in self.categorical if c not in dropped]
+        return (
+            CustomerFeatures(self.frame, keep_num, keep_cat, self.observation_end, self.info),
+            dropped,
+        )
+
     def select(self, names: list[str], *, source: str = "--features") -> CustomerFeatures:
         """Restrict the features used for segmentation, checking every name."""
         available = [c for c in self.frame.columns if c != "customer_id"]

@@ -36,6 +36,10 @@ def _fmt(v: object) -> str:
         return f"{v:,.3f}" if abs(v) < 100 else f"{v:,.0f}"
     if isinstance(v, int):
         return f"{v:,}"
+    if isinstance(v, list | tuple):
+        return ", ".join(map(str, v)) or "none"
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items()) or "none"
     return str(v)
 
 
@@ -50,10 +54,10 @@ def render_report(result: RunResult) -> str:
     profile_cols += [f"mean_{f}" for f in feats[:8]]
     profile_cols += [f"top_{c}" for c in result.features.categorical[:3]]
     profile = segs[profile_cols].rename(
-        columns=lambda c: c.replace("mean_", "mean ").replace("_", " ")
+        columns=lambda c: (c[5:] if c.startswith("mean_") else c).replace("_", " ")
     )
     ksel = result.k_selection.copy()
-    rule = "\n".join(line for line in (RULE_DOC or "").strip().splitlines()[2:])
+    rule = "\n".join((RULE_DOC or "").strip().splitlines()[3:]).replace("``", "")
     tmpl = _ENV.get_template("report.html.j2")
     return tmpl.render(
         m=m,
