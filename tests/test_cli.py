@@ -101,6 +101,8 @@ def _orders(tmp_path, body, name="orders.csv", header=ORDERS_HEADER):
         ),
         ("wrong_delimiter", ["tab", "delimiter"]),
         ("binary", ["binary", "garbage.csv"]),
+        ("ragged", ["line 3 has 7 field(s)", "Row: 2", "EXTRA"]),
+        ("unclosed_quote", ["line 3", "unclosed quote", "Row: 2"]),
         ("bad_feature", ["'no_such_feature'", "recency_days"]),
         ("bad_k", ["clustering.k", "greater than or equal to 2"]),
     ],
@@ -129,6 +131,12 @@ def test_bad_input_is_one_clear_error(tmp_path, case, expect):
         p = tmp_path / "garbage.csv"
         p.write_bytes(bytes(range(256)) * 40)
         args = [p]
+    elif case == "ragged":
+        args = [_orders(tmp_path, "c1,1,2024-01-01,1,2\nc2,2,2024-01-02,1,3,EXTRA,X\n")]
+    elif case == "unclosed_quote":
+        args = [
+            _orders(tmp_path, 'c1,1,2024-01-01,1,2\nc2,"2,2024-01-02,1,3\nc3,3,2024-01-03,2,5\n')
+        ]
     elif case == "bad_feature":
         args = [_orders(tmp_path, good * 3), "--features", "recency_days,no_such_feature"]
     elif case == "bad_k":

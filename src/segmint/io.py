@@ -182,6 +182,7 @@ def read(
                 all_varchar=True,
                 delim=delimiter,
                 header=True,
+                skip=0,  # never let the sniffer skip leading lines (it would drop rows)
                 encoding=enc,
                 quote='"',
                 escape='"',
@@ -195,6 +196,17 @@ def read(
                 temp_name("csv"), table.mutate(**{ROW: ibis.row_number() + 1}), temp=True
             )
         except (duckdb.Error, ibis.common.exceptions.IbisError) as exc:
+            line, text, fields, expected_fields = _locate_bad_record(p, delimiter, enc)
+            if line is not None:
+                raise InputError(
+                    f"line {line} has {fields} field(s) where the header has "
+                    f"{expected_fields} (a stray delimiter, or an unclosed quote).",
+                    row=line - 1,
+                    value=text[:200],
+                    expected=f"{expected_fields} {_DELIM_NAMES.get(delimiter, delimiter)}-"
+                    "separated fields on every line; quote fields that contain the delimiter",
+                    path=str(p),
+                ) from None
             raise InputError(
                 f"the file could not be read as {_DELIM_NAMES.get(delimiter, delimiter)}-"
                 f"delimited text: {_first_line(exc)}",
@@ -266,6 +278,32 @@ def _excel_cell_to_text(v: object) -> str | None:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
+
+
+def _locate_bad_record(
+    path: Path, delimiter: str, encoding: str
+) -> tuple[int | None, str, int, int]:
+    """First record whose field count differs from the header's: (line, text, n, expected).
+
+    Only runs after DuckDB refused the file, to turn its message into a line number.
+    """
+    with path.open("rb") as raw:
+        opener = gzip.open if raw.read(2) == b"\x1f\x8b" else open
+    with opener(path, "rt", encoding=encoding, errors="replace", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter, quotechar='"', doublequote=True)
+        try:
+            header = next(reader)
+        except (StopIteration, csv.Error):
+            return None, "", 0, 0
+        start = reader.line_num + 1
+        try:
+            for record in reader:
+                if record and len(record) != len(header):
+                    return start, delimiter.join(record), len(record), len(header)
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            return start, str(exc), 0, len(header)
+    return None, "", 0, len(header)
 
 
 _counter = iter(range(10**12))
