@@ -174,6 +174,7 @@ def clean_transactions(
     if rules.returns == "quarantine":
         conditions.append((is_return, "return"))
     abs_qty = qty.abs()
+    first_reason = ibis.cases(*conditions, else_=ibis.null("string"))
     all_lines = b.select(
         ROW,
         "customer_id",
@@ -185,10 +186,11 @@ def clean_transactions(
         unit_price=price,
         amount=is_return.ifelse(-(abs_qty * price), abs_qty * price),
         is_return=is_return,
-        _reason=ibis.cases(*conditions, else_=ibis.null("string")),
+        _reason=first_reason,
     )
     if rules.drop_duplicates:
-        dups = _duplicate_rows(all_lines, t, source.columns, con)
+        keys = [c for c in b.columns if c not in (ROW, "_h") and not c.startswith("_e_")]
+        dups = _duplicate_rows(b.mutate(_reason=first_reason), keys, con)
         is_dup = all_lines[ROW].isin(dups[ROW])
         final = all_lines._reason.fill_null(is_dup.ifelse("duplicate", ibis.null("string")))
     else:
@@ -220,30 +222,25 @@ def clean_transactions(
 
 
 def _row_hash(t: ir.Table, columns: list[str]) -> ir.IntegerValue:
-    """A 64-bit hash of a row's raw values (XOR of the columns' hashes)."""
-    h = t[columns[0]].hash()
-    for c in columns[1:]:
-        h = h ^ t[c].hash()
-    return h
+    """A 64-bit positional hash of a row's raw values (DuckDB hashes the struct field by
+    field, so values swapped between columns hash differently)."""
+    return ibis.struct({c: t[c] for c in columns}).hash()
 
 
-def _duplicate_rows(
-    lines: ir.Table, source: ir.Table, columns: list[str], con: ibis.BaseBackend
-) -> ir.Table:
-    """Row numbers of exact duplicates among rows with no other reason: every raw column
-    equal to an earlier row's.
+def _duplicate_rows(lines: ir.Table, keys: list[str], con: ibis.BaseBackend) -> ir.Table:
+    """Row numbers of exact duplicates among rows with no other reason.
 
-    A window partitioned by every column is exact but slow on wide text rows. Rows are
-    bucketed by the 64-bit row hash; only rows whose hash occurs more than once (a small
-    set) are compared exactly on their raw values. A hash collision only adds a candidate,
-    which the exact comparison clears, so the result is exact.
+    Two rows are duplicates when their 64-bit hash of *all* raw columns is equal and every
+    mapped column is equal. Rows are bucketed by the hash first; only rows whose hash
+    repeats (a small set) are compared on the mapped columns, never re-reading the input. A
+    false duplicate would need two rows that agree on every mapped column and whose other
+    raw values collide in a 64-bit hash (about 1 in 10^19 per such pair).
     """
     base = lines.filter(lines._reason.isnull())
     repeated = base.group_by("_h").aggregate(_n=base.count()).filter(ibis._._n > 1)
-    cand = base.semi_join(repeated, "_h").select(ROW)
-    raw = source.semi_join(cand, ROW)
-    w = ibis.window(group_by=[raw[c] for c in columns], order_by=raw[ROW])
-    ranked = raw.select(ROW, _rn=ibis.row_number().over(w))
+    cand = base.semi_join(repeated, "_h")
+    w = ibis.window(group_by=[cand[c] for c in ["_h", *keys]], order_by=cand[ROW])
+    ranked = cand.select(ROW, _rn=ibis.row_number().over(w))
     return con.create_table(
         temp_name("duplicates"), ranked.filter(ranked._rn > 0).select(ROW), temp=True
     )

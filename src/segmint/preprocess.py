@@ -62,8 +62,13 @@ class LogClip(TransformerMixin, BaseEstimator):
         return self
 
     def _log(self, X: np.ndarray) -> np.ndarray:
-        Z = X.copy()
-        Z[:, self.log_mask_] = signed_log1p(Z[:, self.log_mask_])
+        Z = np.array(X, dtype=np.float64, order="F")  # column-major: each column contiguous
+        for j in np.flatnonzero(self.log_mask_):
+            col = Z[:, j]
+            if np.nanmin(col, initial=0.0) >= 0:
+                np.log1p(col, out=col)
+            else:
+                col[:] = signed_log1p(col)
         return Z
 
     def count_clipped(self, X: Any) -> np.ndarray:
