@@ -57,33 +57,40 @@ def order_features(
     """Per customer: recency, frequency, spend, tenure, inter-purchase time and regularity,
     returns, and spend shares by quarter, weekend and top category (by the order's time).
 
-    Customers with only returns have ``frequency`` NULL.
+    Customers with only returns have ``frequency`` 0.
     """
     end = ibis.literal(observation_end).epoch_seconds()
-    p = orders.filter(orders.n_lines > 0)
-    sec = p.order_ts.epoch_seconds()
-    w = ibis.window(group_by=p.customer_id, order_by=[p.order_ts, p.order_id])
-    p = p.mutate(_sec=sec, gap=(sec - sec.lag().over(w)) / DAY)
-    q = p.order_ts.quarter()
-    weekend = p.order_ts.day_of_week.index() >= 5
+    o = orders
+    bought = o.n_lines > 0
+    sec = o.order_ts.epoch_seconds()
+    # Return-only orders have a NULL time and sort last, so the lag between consecutive
+    # purchase orders is unaffected and one aggregate serves purchases and returns alike.
+    w = ibis.window(
+        group_by=o.customer_id, order_by=[o.order_ts.asc(nulls_first=False), o.order_id]
+    )
+    o = o.mutate(_sec=sec, gap=(sec - sec.lag().over(w)) / DAY)
+    q = o.order_ts.quarter()
+    weekend = o.order_ts.day_of_week.index() >= 5
     aggs: dict[str, ir.Value] = {
-        "first": p._sec.min(),
-        "last": p._sec.max(),
-        "frequency": p.count(),
-        "purchase_value": p.value.sum(),
-        "avg_order_value": p.value.mean(),
-        "avg_basket_items": p["items"].mean(),
-        "avg_basket_lines": p.n_lines.mean(),
-        "gap_mean": p.gap.mean(),
-        "gap_std": p.gap.std(how="pop"),
-        "n_gaps": p.gap.count(),
-        "_we": p.value.sum(where=weekend),
+        "first": o._sec.min(),
+        "last": o._sec.max(),
+        "frequency": bought.cast("int64").sum(),
+        "purchase_value": o.value.sum(where=bought),
+        "avg_order_value": o.value.mean(where=bought),
+        "avg_basket_items": o["items"].mean(where=bought),
+        "avg_basket_lines": o.n_lines.mean(where=bought),
+        "gap_mean": o.gap.mean(),
+        "gap_std": o.gap.std(how="pop"),
+        "n_gaps": o.gap.count(),
+        "returned_value": o.returned.sum().fill_null(0),
+        "n_return_lines": o.n_return_lines.sum(),
+        "_we": o.value.sum(where=bought & weekend),
     }
     for i in range(1, 5):
-        aggs[f"_q{i}"] = p.value.sum(where=q == i)
+        aggs[f"_q{i}"] = o.value.sum(where=bought & (q == i))
     for j in range(len(categories or [])):
-        aggs[f"_c{j}"] = p[f"_c{j}"].sum()
-    agg = p.group_by("customer_id").aggregate(**aggs)
+        aggs[f"_c{j}"] = o[f"_c{j}"].sum()
+    agg = o.group_by("customer_id").aggregate(**aggs)
     pv = agg.purchase_value
     shares = {f"share_q{i}": agg[f"_q{i}"].fill_null(0) / pv for i in range(1, 5)}
     shares["share_weekend"] = agg._we.fill_null(0) / pv
@@ -91,13 +98,16 @@ def order_features(
         shares[category_share_name(category_col or "category", cat)] = (
             agg[f"_c{j}"].fill_null(0) / pv
         )
-    bought = agg.select(
+    return agg.select(
         "customer_id",
         "frequency",
         "purchase_value",
         "avg_order_value",
         "avg_basket_items",
         "avg_basket_lines",
+        "returned_value",
+        "n_return_lines",
+        monetary=pv.fill_null(0) - agg.returned_value,
         recency_days=(end - agg["last"]) / DAY,
         tenure_days=(end - agg["first"]) / DAY,
         # One-order customers: days since that order, a lower bound on their next gap.
@@ -106,15 +116,9 @@ def order_features(
         regularity=(agg.n_gaps >= 2).ifelse(
             1.0 / (1.0 + agg.gap_std / (agg.gap_mean.nullif(0.0))), ibis.null("float64")
         ),
+        return_rate=agg.returned_value / pv,
         **shares,
     )
-    net = orders.group_by("customer_id").aggregate(
-        monetary=orders.value.sum().fill_null(0) - orders.returned.sum().fill_null(0),
-        returned_value=orders.returned.sum().fill_null(0),
-        n_return_lines=orders.n_return_lines.sum(),
-    )
-    out = net.left_join(bought, "customer_id").drop("customer_id_right")
-    return out.mutate(return_rate=out.returned_value / out.purchase_value)
 
 
 def distinct_products(lines: ir.Table) -> ir.Table:

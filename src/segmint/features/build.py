@@ -138,7 +138,7 @@ def build_features(
             dp = behaviour.distinct_products(lines)
             feats = feats.left_join(dp, "customer_id").drop("customer_id_right")
         frame = feats.execute()
-        only_returns = frame["frequency"].isna()
+        only_returns = frame["frequency"].fillna(0) == 0
         frame = frame[~only_returns].sort_values("customer_id", kind="stable")
         frame = frame.reset_index(drop=True)
         frame["frequency"] = frame["frequency"].astype("int64")
