@@ -44,6 +44,9 @@ def test_generate_run_predict(generated):
         both = scored.merge(customers[["customer_id", "segment"]], on="customer_id")
         assert len(both) == 3000 and (both.segment_x == both.segment_y).all()
         assert scored.confidence.between(0, 1).all()
+        q = pd.read_parquet(d / "scored.quarantine.parquet")  # beside the scores
+        assert len(q) == sum(manifest["rows"]["quarantined"].values())
+        assert set(q["reason"]) <= {"duplicate"}
 
 
 def test_mall_with_features_flag(tmp_path):

@@ -197,6 +197,15 @@ def predict(
             f"[bold green]{len(scores):,} customers scored[/] → {out_file} "
             f"(rows: {rows['read']:,} read, {rows['kept']:,} kept, {sum(q.values()):,} quarantined)"
         )
+        if q:
+            from .store import write_quarantine
+
+            qpath = out_file.with_name(out_file.stem + ".quarantine.parquet")
+            write_quarantine(pred.ingested, qpath)
+            out.print(f"rejected rows with their reasons → {qpath}")
+        if pred.info.get("customers_only_returns"):
+            n = pred.info["customers_only_returns"]
+            out.print(f"{n:,} customer(s) with returns but no purchase were not scored")
 
     _guard(go)
 

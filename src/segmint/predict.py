@@ -21,6 +21,7 @@ from .model import SegmentationModel
 class Prediction:
     scores: pd.DataFrame
     ingested: Ingested
+    info: dict
 
 
 def load_run_model(run_dir: str | Path) -> SegmentationModel:
@@ -73,7 +74,7 @@ def predict_detailed(
             expected="the same attribute columns as the training data",
             path=", ".join(i["path"] for i in ing.inputs),
         )
-    return Prediction(model.predict_frame(feats.frame), ing)
+    return Prediction(model.predict_frame(feats.frame), ing, feats.info)
 
 
 def predict(model: SegmentationModel, data: Any, **kwargs: Any) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import yaml
 from .io import ROW
 
 if TYPE_CHECKING:
+    from .ingest import Ingested
     from .pipeline import RunResult
 
 QUARANTINE = "quarantine.parquet"
@@ -32,7 +33,7 @@ def save_run(result: RunResult, out: Path) -> Path:
     _write_csv(customers, out / "customers.csv")
     result.segments.to_csv(out / "segments.csv", index=False)
     result.k_selection.to_csv(out / "k_selection.csv", index=False)
-    write_quarantine(result, out / QUARANTINE)
+    write_quarantine(result.ingested, out / QUARANTINE)
     result.model.save(out / "model.skops")
     (out / "config.yaml").write_text(
         yaml.safe_dump(result.settings.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
@@ -54,9 +55,8 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), str(path))
 
 
-def write_quarantine(result: RunResult, path: Path) -> int:
+def write_quarantine(ing: Ingested, path: Path) -> int:
     """All rejected rows of all inputs: source, _row, original columns as text, reason."""
-    ing = result.ingested
     parts: list[ir.Table] = []
     if ing.transactions is not None:
         q = ing.transactions.quarantine_table()
