@@ -138,3 +138,15 @@ def test_orders_and_attributes_joined(synthetic, tmp_path):
     assert r.manifest["customers_detail"]["customers_without_attributes"] == 1000
     assert [i["kind"] for i in r.manifest["inputs"]] == ["transactions", "customers"]
     assert r.manifest["rows"]["read"] == info["lines"] + 5000
+
+
+def test_mismatched_or_foreign_model_is_refused(mall, tmp_path):
+    out = mall.save(tmp_path / "run")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["config_hash"] = "0" * 16
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(segmint.ArtifactError, match="does not match"):
+        segmint.load_model(str(out))
+    (out / "model.skops").write_bytes(b"not a model")
+    with pytest.raises(segmint.ArtifactError, match="not a readable skops model"):
+        segmint.SegmentationModel.load(out / "model.skops")

@@ -5,9 +5,14 @@ Rules run in a fixed priority order, so each row has exactly one reason and
 order ids and negative quantities) are kept as return lines, not purchases, unless the
 ``returns`` rule says to quarantine them.
 
-The rejected rows are materialised as ``(_row, reason)`` (small); kept lines stay a lazy
-Ibis expression (the source anti-joined with the rejects), so nothing the size of the input
-is held in memory and the same code runs on any Ibis backend.
+How it runs (all Ibis, so the same code can run on another backend):
+
+1. one pass types every line (ids, timestamp, numbers, raw-emptiness flags, a row hash)
+   into a temporary table, each value computed once;
+2. reasons, signs and amounts are cheap lazy arithmetic over that table;
+3. exact duplicates are found from hash buckets, comparing only the few candidates;
+4. kept lines, rejects and counts are filters of the same table. DuckDB spills the table to
+   disk when memory runs short.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import skops.io as sio
 
 from . import preprocess
 from ._version import __version__
+from .cluster.kmeans import centroid_scores
 from .exceptions import ArtifactError
 
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "segmint.", "builtins.")
@@ -56,8 +57,6 @@ class SegmentationModel:
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """customer_id, segment, segment_name, distance, confidence for a features frame."""
-        from .cluster.kmeans import centroid_scores
-
         X = self.transform(frame)
         labels, dist, conf = centroid_scores(X, self.estimator.cluster_centers_)
         names = np.asarray(self.segment_names, dtype=object)

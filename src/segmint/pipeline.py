@@ -21,6 +21,7 @@ import pandas as pd
 from . import io, preprocess
 from ._version import __version__
 from .cluster import make_segmenter
+from .cluster.kmeans import centroid_scores
 from .config import Settings
 from .evaluate import metrics
 from .evaluate.select_k import Decision
@@ -126,8 +127,6 @@ def run(
         segments = profile_segments(
             frame, labels, feats.numeric, feats.categorical, revenue=revenue
         )
-        from .cluster.kmeans import centroid_scores
-
         _, dist, conf = centroid_scores(X, seg.model_.cluster_centers_)
         names = segments["segment_name"].to_numpy(dtype=object)
         customers = pd.concat(

@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..evaluate import metrics
 from ..evaluate.select_k import Decision, choose_k
+from ..exceptions import InputError
 
 
 class KMeansSegmenter(ClusterMixin, BaseEstimator):
@@ -84,8 +85,6 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         ks = [self.k] if self.k else list(range(self.k_min, self.k_max + 1))
         ks = [k for k in ks if k <= min(n_distinct, n - 1)]
         if not ks:
-            from ..exceptions import InputError
-
             raise InputError(
                 f"{n} customer(s) with {n_distinct} distinct feature profile(s) cannot form "
                 f"{self.k or self.k_min} or more segments.",
