@@ -108,6 +108,7 @@ def _orders(tmp_path, body, name="orders.csv", header=ORDERS_HEADER):
         ("unclosed_quote", ["line 3", "unclosed quote", "Row: 2"]),
         ("bad_feature", ["'no_such_feature'", "recency_days"]),
         ("bad_k", ["clustering.k", "greater than or equal to 2"]),
+        ("bad_memory_limit", ["memory_limit", "'lots'"]),
     ],
 )
 def test_bad_input_is_one_clear_error(tmp_path, case, expect):
@@ -142,6 +143,8 @@ def test_bad_input_is_one_clear_error(tmp_path, case, expect):
         ]
     elif case == "bad_feature":
         args = [_orders(tmp_path, good * 3), "--features", "recency_days,no_such_feature"]
+    elif case == "bad_memory_limit":
+        args = [_orders(tmp_path, good), "--memory-limit", "lots"]
     elif case == "bad_k":
         args = [_orders(tmp_path, good), "--k", "1"]
     r = invoke("run", *args, "--out", tmp_path / "out")

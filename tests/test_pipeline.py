@@ -66,6 +66,14 @@ def test_mall_k_is_5_whatever_the_seed(seed):
     assert r.k == 5
 
 
+def test_memory_limit_changes_nothing_but_memory(mall):
+    capped = segmint.segment(
+        dataset("mall_customers.csv"), features=MALL_FEATURES, memory_limit="256MB"
+    )
+    np.testing.assert_array_equal(capped.customers["segment"], mall.customers["segment"])
+    assert capped.manifest["config_hash"] == mall.manifest["config_hash"]
+
+
 def test_same_seed_same_result():
     a = segmint.segment(dataset("mall_customers.csv"), features=MALL_FEATURES, seed=3)
     b = segmint.segment(dataset("mall_customers.csv"), features=MALL_FEATURES, seed=3)

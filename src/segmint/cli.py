@@ -114,6 +114,9 @@ def run(
     observation_end: Annotated[str | None, typer.Option(help="ISO date ending the window.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (default: sniffed).")] = None,
+    memory_limit: Annotated[
+        str | None, typer.Option(help="Cap the query engine's memory, e.g. 3GB (spills beyond).")
+    ] = None,
 ) -> None:
     """Segment customers and write the run folder (tables, model, report)."""
 
@@ -130,6 +133,7 @@ def run(
             "observation_end": observation_end,
             "seed": seed,
             "delimiter": delimiter,
+            "memory_limit": memory_limit,
             "columns": _parse_map(column) or None,
             "clustering": {"k": k, "k_min": k_min, "k_max": k_max},
         }

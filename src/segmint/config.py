@@ -105,6 +105,13 @@ class Settings(_Model):
     inputs: list[str] = Field(default_factory=list, description="Order lines and/or customers.")
     kind: Literal["auto", "transactions", "customers"] = "auto"
     delimiter: str | None = Field(None, description="CSV delimiter; default: sniffed.")
+    memory_limit: str | None = Field(
+        None,
+        description=(
+            "Cap on the query engine's memory, e.g. '3GB'; beyond it DuckDB spills to disk "
+            "(slower, smaller). Default: DuckDB's own (80% of RAM)."
+        ),
+    )
     out: str = "runs/latest"
     columns: Columns = Field(default_factory=Columns)
     cleaning: Cleaning = Field(default_factory=Cleaning)
@@ -153,7 +160,7 @@ class Settings(_Model):
         return Settings.build(data)
 
     def hash(self) -> str:
-        payload = self.model_dump(exclude={"inputs", "out"})
+        payload = self.model_dump(exclude={"inputs", "out", "memory_limit"})
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -18,7 +18,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from .exceptions import InputError
+from .exceptions import ConfigError, InputError
 
 ROW = "_row"
 CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".tab"}
@@ -50,7 +50,10 @@ def connect(threads: int | None = None, memory_limit: str | None = None) -> ibis
         config["threads"] = threads
     if memory_limit:
         config["memory_limit"] = memory_limit
-    con = ibis.duckdb.connect(**config)
+    try:
+        con = ibis.duckdb.connect(**config)
+    except duckdb.Error as exc:
+        raise ConfigError([f"memory_limit: {_first_line(exc)} (got {memory_limit!r})"]) from None
     con.raw_sql("SET enable_progress_bar = false")  # no bars in logs, CI or pipes
     return con
 

@@ -84,7 +84,7 @@ def run(
 ) -> RunResult:
     """Segment the customers in ``settings.inputs`` (or ``inputs``: paths or DataFrames)."""
     timings: dict[str, float] = {}
-    con = io.connect()
+    con = io.connect(memory_limit=settings.memory_limit)
     obs_end = (
         _dt.datetime.fromisoformat(settings.observation_end) if settings.observation_end else None
     )

@@ -50,7 +50,7 @@ def predict_detailed(
     if observation_end:
         settings = settings.merged({"observation_end": observation_end})
     end = _dt.datetime.fromisoformat(settings.observation_end) if settings.observation_end else None
-    con = io.connect()
+    con = io.connect(memory_limit=settings.memory_limit)
     ing = ingest(inputs, settings, con, reference=end)
     kinds_trained = set(model.meta.get("kinds", []))
     kinds_now = {i["kind"] for i in ing.inputs}
