@@ -60,17 +60,17 @@ def choose_k(table: pd.DataFrame, *, min_segment_share: float) -> Decision:
         if not rest.empty and (not outright or k2["silhouette_low"] <= rest["silhouette"].max()):
             votes3 = _votes(rest)
             k = _winner(rest, votes3)
+            first = ", ".join(f"{_NAMES[c]} → {v}" for c, v in votes.items() if v is not None)
             why = (
-                "only on a tie-break"
+                "k = 2 tied for the most votes"
                 if not outright
-                else f"but its silhouette {k2['silhouette']:.3f} (95% CI "
+                else f"k = 2 won, but its silhouette {k2['silhouette']:.3f} (95% CI "
                 f"{k2['silhouette_low']:.3f}–{k2['silhouette_high']:.3f}) is not clearly "
                 f"above the best k ≥ 3 ({rest['silhouette'].max():.3f})"
             )
             reason = (
-                f"k = 2 won the first vote {why} ({_describe(2, votes)}); two segments give "
-                "marketing little to act on, so the vote was re-run over k ≥ 3: "
-                + _describe(k, votes3)
+                f"First vote: {first}. {why}; two segments give marketing little to act on, "
+                "so the vote was re-run over k ≥ 3: " + _describe(k, votes3)
             )
             votes = votes3
     return Decision(k, votes, reason + note)
@@ -102,18 +102,26 @@ def _winner(t: pd.DataFrame, votes: dict[str, int | None]) -> int:
     return int(max(tied, key=lambda k: sil.get(k, float("-inf"))))
 
 
+_NAMES = {
+    "silhouette": "silhouette",
+    "calinski_harabasz": "Calinski–Harabasz",
+    "davies_bouldin": "Davies–Bouldin",
+    "elbow": "elbow",
+}
+_BEST = {
+    "silhouette": "highest silhouette",
+    "calinski_harabasz": "highest Calinski–Harabasz",
+    "davies_bouldin": "lowest Davies–Bouldin",
+    "elbow": "elbow of inertia",
+}
+
+
 def _describe(k: int, votes: dict[str, int | None]) -> str:
-    names = {
-        "silhouette": "highest silhouette",
-        "calinski_harabasz": "highest Calinski–Harabasz",
-        "davies_bouldin": "lowest Davies–Bouldin",
-        "elbow": "elbow of inertia",
-    }
-    for_k = [names[c] for c, v in votes.items() if v == k]
-    others = [f"{names[c]} → k = {v}" for c, v in votes.items() if v is not None and v != k]
+    for_k = [_BEST[c] for c, v in votes.items() if v == k]
+    others = [f"{_NAMES[c]} → {v}" for c, v in votes.items() if v is not None and v != k]
     text = f"k = {k} has {len(for_k)} of {sum(v is not None for v in votes.values())} votes"
     if for_k:
         text += f" ({', '.join(for_k)})"
     if others:
-        text += f"; the other criteria: {', '.join(others)}"
+        text += f"; the others: {', '.join(others)}"
     return text + "."
