@@ -135,3 +135,10 @@ def test_k2_on_a_tie_is_not_kept():
     d = choose_k(t, min_segment_share=0.005)
     assert d.k >= 3
     assert "tied for the most votes" in d.reason
+
+
+def test_davies_bouldin_equals_sklearn_on_random_labels(blobs):
+    X, _ = blobs
+    for seed in range(3):
+        lab = np.random.default_rng(seed).integers(0, 6, len(X))
+        assert metrics.davies_bouldin(X, lab) == pytest.approx(davies_bouldin_score(X, lab))
