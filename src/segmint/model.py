@@ -23,6 +23,22 @@ from .exceptions import ArtifactError
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "segmint.", "builtins.")
 
 
+def score_matrix(
+    X: np.ndarray, centers: np.ndarray, names: list[str], ids: pd.Series
+) -> pd.DataFrame:
+    """customer_id, segment, segment_name, distance, confidence for preprocessed rows."""
+    labels, dist, conf = centroid_scores(X, centers)
+    return pd.DataFrame(
+        {
+            "customer_id": ids.to_numpy(),
+            "segment": labels.astype(np.int32),
+            "segment_name": np.asarray(names, dtype=object)[labels],
+            "distance": dist,
+            "confidence": conf,
+        }
+    )
+
+
 class SegmentationModel:
     """Preprocessor + fitted centres + everything needed to featurise new data.
 
@@ -58,16 +74,8 @@ class SegmentationModel:
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """customer_id, segment, segment_name, distance, confidence for a features frame."""
         X = self.transform(frame)
-        labels, dist, conf = centroid_scores(X, self.estimator.cluster_centers_)
-        names = np.asarray(self.segment_names, dtype=object)
-        return pd.DataFrame(
-            {
-                "customer_id": frame["customer_id"].to_numpy(),
-                "segment": labels.astype(np.int32),
-                "segment_name": names[labels],
-                "distance": dist,
-                "confidence": conf,
-            }
+        return score_matrix(
+            X, self.estimator.cluster_centers_, self.segment_names, frame["customer_id"]
         )
 
     def save(self, path: str | Path) -> None:

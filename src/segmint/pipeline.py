@@ -21,7 +21,6 @@ import pandas as pd
 from . import io, preprocess
 from ._version import __version__
 from .cluster import make_segmenter
-from .cluster.kmeans import centroid_scores
 from .config import Settings
 from .evaluate import metrics
 from .evaluate.select_k import Decision
@@ -29,7 +28,7 @@ from .explain.profiles import profile_segments
 from .features import CustomerFeatures, build_features
 from .features.build import DESCRIPTIVE
 from .ingest import Ingested, ingest
-from .model import SegmentationModel
+from .model import SegmentationModel, score_matrix
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, str], None]  # (stage, detail)
@@ -127,22 +126,11 @@ def run(
         segments = profile_segments(
             frame, labels, feats.numeric, feats.categorical, revenue=revenue
         )
-        _, dist, conf = centroid_scores(X, seg.model_.cluster_centers_)
-        names = segments["segment_name"].to_numpy(dtype=object)
+        scores = score_matrix(
+            X, seg.model_.cluster_centers_, segments["segment_name"].tolist(), frame["customer_id"]
+        )
         customers = pd.concat(
-            [
-                pd.DataFrame(
-                    {
-                        "customer_id": frame["customer_id"].to_numpy(),
-                        "segment": labels.astype(np.int32),
-                        "segment_name": names[labels],
-                        "distance": dist,
-                        "confidence": conf,
-                    }
-                ),
-                frame.drop(columns=["customer_id"]).reset_index(drop=True),
-            ],
-            axis=1,
+            [scores, frame.drop(columns=["customer_id"]).reset_index(drop=True)], axis=1
         )
         embedding = _embedding_sample(X, labels, frame["customer_id"], settings.seed)
     meta = {
@@ -211,7 +199,7 @@ def _final_metrics(X: np.ndarray, seg: Any, settings: Settings) -> dict[str, flo
     sil = metrics.sampled_silhouette(
         X, labels, idx, bootstrap=settings.clustering.bootstrap, seed=settings.seed
     )
-    tss = metrics.total_sum_of_squares(X)
+    tss = seg.tss_
     return {
         "silhouette": round(sil.mean, 6),
         "silhouette_ci95": [round(sil.low, 6), round(sil.high, 6)],

@@ -147,6 +147,7 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         self.labels_ = final.labels_
         self.selection_ = table
         self.decision_: Decision = decision
+        self.tss_ = tss  # total sum of squares, reused for Calinski–Harabasz of the final model
         self.n_features_in_ = X.shape[1]
         return self
 
