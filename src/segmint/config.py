@@ -99,6 +99,69 @@ class Clustering(_Model):
         return self
 
 
+STRATEGY_FIELDS = ("channel", "offer", "discount", "message", "kpi")
+
+
+class Explain(_Model):
+    """Statistics, drivers and anomalies computed for every run."""
+
+    alpha: float = Field(0.05, gt=0, lt=1, description="Significance level after correction.")
+    posthoc_sample: int = Field(
+        5000, ge=20, description="Customers per segment in pairwise post-hoc tests."
+    )
+    drivers: bool = Field(True, description="Fit the surrogate model and permutation importance.")
+    drivers_sample: int = Field(20_000, ge=200, description="Customers for the surrogate.")
+    drivers_repeats: int = Field(5, ge=2, description="Permutations per feature.")
+    anomalies_top: int = Field(50, ge=1, description="Most anomalous customers listed.")
+    anomaly_threshold: float = Field(
+        0.6, gt=0, lt=1, description="Flag customers whose Isolation Forest score exceeds this."
+    )
+    anomaly_fit_sample: int = Field(
+        100_000, ge=256, description="Customers used to fit the Isolation Forest."
+    )
+
+
+class Personas(_Model):
+    """Rules that turn profiles into personas (see ``segmint.explain.personas``)."""
+
+    min_effect: float = Field(
+        0.3, gt=0, description="Standardized difference that counts as a trait (in sd)."
+    )
+    min_rfm_share: float = Field(
+        0.35,
+        ge=0,
+        le=1,
+        description="Name a segment after its most common RFM segment only above this share.",
+    )
+    overdue_factor: float = Field(
+        2.0, gt=0, description="Overdue: days since last order > factor × own mean gap."
+    )
+    value_column: str | None = Field(
+        None, description="Column holding spend/revenue (default: monetary when present)."
+    )
+    strategies: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description=(
+            "Per archetype (e.g. 'At Risk', 'High value'), override any of: "
+            + ", ".join(STRATEGY_FIELDS)
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _fields(self) -> Personas:
+        bad = sorted(
+            f"{arch}.{f}"
+            for arch, fields in self.strategies.items()
+            for f in fields
+            if f not in STRATEGY_FIELDS
+        )
+        if bad:
+            raise ValueError(
+                f"unknown strategy field(s) {sorted(bad)}; allowed: {', '.join(STRATEGY_FIELDS)}"
+            )
+        return self
+
+
 class Settings(_Model):
     """Everything that determines a run. Paths are not part of the hash; content is."""
 
@@ -120,8 +183,17 @@ class Settings(_Model):
         None, description="ISO date; default: the day after the last order."
     )
     top_categories: int = Field(5, ge=0, description="Spend-share features for top categories.")
+    derive: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "New customer-table columns from arithmetic on others, e.g. "
+            "{'Total_Spend': 'MntWines + MntFruits'}."
+        ),
+    )
     preprocess: Preprocess = Field(default_factory=Preprocess)
     clustering: Clustering = Field(default_factory=Clustering)
+    explain: Explain = Field(default_factory=Explain)
+    personas: Personas = Field(default_factory=Personas)
     seed: int = 0
 
     @classmethod

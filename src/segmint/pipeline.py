@@ -24,7 +24,7 @@ from .cluster import make_segmenter
 from .config import Settings
 from .evaluate import metrics
 from .evaluate.select_k import Decision
-from .explain.profiles import profile_segments
+from .explain import Insights, explain
 from .features import CustomerFeatures, build_features
 from .features.build import DESCRIPTIVE
 from .ingest import Ingested, ingest
@@ -32,7 +32,7 @@ from .model import SegmentationModel, score_matrix
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, str], None]  # (stage, detail)
-STAGES = ("ingest", "features", "preprocess", "cluster", "profile")
+STAGES = ("ingest", "features", "preprocess", "cluster", "explain")
 
 
 @dataclass
@@ -49,6 +49,7 @@ class RunResult:
     ingested: Ingested
     manifest: dict[str, Any]
     preprocessing: dict[str, Any]
+    insights: Insights = field(repr=False)
     embedding_sample: pd.DataFrame = field(repr=False)
 
     @property
@@ -121,16 +122,29 @@ def run(
         seg.fit(X, progress=(lambda d: progress("cluster", d)) if progress else None)
         labels = seg.labels_
         final_metrics = _final_metrics(X, seg, settings)
-    with _stage("profile", timings, progress):
-        revenue = "monetary" if "monetary" in frame else None
-        segments = profile_segments(
-            frame, labels, feats.numeric, feats.categorical, revenue=revenue
+    with _stage("explain", timings, progress):
+        insights = explain(
+            frame,
+            X,
+            labels,
+            feats.numeric,
+            feats.categorical,
+            settings,
+            centers=seg.model_.cluster_centers_,
+            descriptive=[c for c in _descriptive_numeric(frame) if c not in feats.numeric],
+            progress=(lambda d: progress("explain", d)) if progress else None,
         )
+        segments = insights.segments
         scores = score_matrix(
             X, seg.model_.cluster_centers_, segments["segment_name"].tolist(), frame["customer_id"]
         )
         customers = pd.concat(
-            [scores, frame.drop(columns=["customer_id"]).reset_index(drop=True)], axis=1
+            [
+                scores,
+                insights.anomalies.scores,
+                frame.drop(columns=["customer_id"]).reset_index(drop=True),
+            ],
+            axis=1,
         )
         embedding = _embedding_sample(X, labels, frame["customer_id"], settings.seed)
     meta = {
@@ -164,6 +178,16 @@ def run(
         },
         "customers_detail": feats.info,
         "preprocessing": prep_report,
+        "explain": {
+            "tests": len(insights.tests.tests),
+            "meaningful_differences": insights.tests.tests.loc[
+                insights.tests.tests["meaningful"], "feature"
+            ].tolist(),
+            "drivers_fidelity": insights.drivers.fidelity if insights.drivers else None,
+            "anomalies_flagged": insights.anomalies.flagged,
+            "anomaly_signals": insights.anomalies.signals,
+            "headline": insights.headline,
+        },
         "selection": {
             "k_range": [settings.clustering.k_min, settings.clustering.k_max],
             "fixed_k": settings.clustering.k,
@@ -182,8 +206,22 @@ def run(
         ingested=ing,
         manifest=manifest,
         preprocessing=prep_report,
+        insights=insights,
         embedding_sample=embedding,
     )
+
+
+def _descriptive_numeric(frame: pd.DataFrame) -> list[str]:
+    """Numeric columns worth profiling beside the segmentation features."""
+    skip = {"r_score", "f_score", "m_score", "rfm_code"}
+    return [
+        c
+        for c in frame.columns
+        if c != "customer_id"
+        and c not in skip
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_bool_dtype(frame[c])
+    ]
 
 
 def _final_metrics(X: np.ndarray, seg: Any, settings: Settings) -> dict[str, float]:

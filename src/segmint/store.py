@@ -32,6 +32,12 @@ def save_run(result: RunResult, out: Path) -> Path:
     customers.to_parquet(out / "customers.parquet", index=False)
     _write_csv(customers, out / "customers.csv")
     result.segments.to_csv(out / "segments.csv", index=False)
+    ins = result.insights
+    ins.tests.tests.to_csv(out / "tests.csv", index=False)
+    ins.tests.posthoc.to_csv(out / "posthoc.csv", index=False)
+    if ins.drivers is not None:
+        ins.drivers.importance.to_csv(out / "drivers.csv", index=False)
+    ins.anomalies.top.to_csv(out / "anomalies.csv", index=False)
     result.k_selection.to_csv(out / "k_selection.csv", index=False)
     write_quarantine(result.ingested, out / QUARANTINE)
     result.model.save(out / "model.skops")
@@ -41,9 +47,10 @@ def save_run(result: RunResult, out: Path) -> Path:
     (out / "manifest.json").write_text(
         json.dumps(result.manifest, indent=2, default=str), encoding="utf-8"
     )
-    from .report import write_report
+    from .report import write_report, write_summary
 
     write_report(result, out / "report.html")
+    write_summary(result, out / "summary.md")
     return out
 
 

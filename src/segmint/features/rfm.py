@@ -33,6 +33,13 @@ RFM_SEGMENTS = (
 )
 
 
+def rfm_name(r: float, fm: float) -> str:
+    """The named segment of (possibly fractional) R and FM scores, rounded half up."""
+    ri = int(np.clip(np.floor(r + 0.5), 1, 5))
+    fi = int(np.clip(np.floor(fm + 0.5), 1, 5))
+    return _GRID[ri][fi - 1]
+
+
 def quintile_score(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
     """1..5 by average-rank percentile; ties share a score."""
     pct = values.rank(method="average", pct=True)

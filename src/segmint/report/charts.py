@@ -72,7 +72,7 @@ def k_selection(table: pd.DataFrame, chosen: int) -> go.Figure:
 
 
 def sizes(segments: pd.DataFrame) -> go.Figure:
-    names = [f"{s}: {n}" for s, n in zip(segments.segment, segments.segment_name, strict=True)]
+    names = _seg_labels(segments)
     fig = go.Figure()
     fig.add_bar(name="share of customers", x=names, y=segments.share_customers)
     if "share_revenue" in segments:
@@ -90,7 +90,7 @@ def sizes(segments: pd.DataFrame) -> go.Figure:
 def heatmap(segments: pd.DataFrame, features: list[str]) -> go.Figure:
     cols = [f"z_{f}" for f in features if f"z_{f}" in segments]
     z = segments[cols].to_numpy(dtype=float)
-    names = [f"{s}: {n}" for s, n in zip(segments.segment, segments.segment_name, strict=True)]
+    names = _seg_labels(segments)
     means = segments[[c.replace("z_", "mean_", 1) for c in cols]].to_numpy(dtype=float)
     text = np.vectorize(lambda v: f"{v:,.3g}")(means) if means.size else means
     fig = go.Figure(
@@ -147,4 +147,113 @@ def quarantine(reasons: dict[str, int]) -> go.Figure | None:
     fig = go.Figure(go.Bar(x=[n for _, n in items], y=[r for r, _ in items], orientation="h"))
     fig.update_layout(height=80 + 30 * len(items), margin=dict(t=10, b=10, l=10, r=10))
     fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def _seg_labels(segments: pd.DataFrame) -> list[str]:
+    return [f"{s}: {n}" for s, n in zip(segments.segment, segments.segment_name, strict=True)]
+
+
+def importance(imp: pd.DataFrame, top: int = 12) -> go.Figure:
+    """Global permutation importance with 95% intervals, most important on top."""
+    t = imp[imp["scope"].astype(str) == "all"].sort_values("rank").head(top)
+    fig = go.Figure(
+        go.Bar(
+            x=t.importance,
+            y=t.feature,
+            orientation="h",
+            error_x=dict(
+                type="data",
+                symmetric=False,
+                array=(t.ci_high - t.importance).tolist(),
+                arrayminus=(t.importance - t.ci_low).tolist(),
+            ),
+            hovertemplate="%{y}: accuracy drop %{x:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=100 + 28 * len(t),
+        margin=dict(t=10, b=40, l=10, r=10),
+        xaxis_title="drop in surrogate accuracy when shuffled",
+    )
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def importance_by_segment(imp: pd.DataFrame, segments: pd.DataFrame, top: int = 12) -> go.Figure:
+    """Segments × features: drop in one-vs-rest AUC when a feature is shuffled."""
+    glob = imp[imp["scope"].astype(str) == "all"].sort_values("rank").head(top).feature.tolist()
+    per = imp[imp["scope"].astype(str) != "all"]
+    z = (
+        per.assign(scope=per["scope"].astype(str))
+        .pivot(index="scope", columns="feature", values="importance")
+        .reindex(index=[str(s) for s in segments.segment], columns=glob)
+    )
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.to_numpy(dtype=float),
+            x=glob,
+            y=_seg_labels(segments),
+            colorscale="Blues",
+            zmin=0,
+            colorbar_title="AUC drop",
+            hovertemplate="%{y}<br>%{x}: AUC drop %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(height=120 + 40 * len(segments), margin=dict(t=10, b=10, l=10, r=10))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def distributions(
+    customers: pd.DataFrame,
+    segments: pd.DataFrame,
+    features: list[str],
+    *,
+    per_segment: int = 1500,
+    seed: int = 0,
+) -> go.Figure | None:
+    """Box plots of up to six features by segment, on a sample of each segment."""
+    features = [f for f in features if f in customers][:6]
+    if not features:
+        return None
+    rng = np.random.default_rng(seed)
+    seg = customers["segment"].to_numpy()
+    picks = []
+    for s in np.unique(seg):
+        ix = np.flatnonzero(seg == s)
+        picks.append(ix if len(ix) <= per_segment else rng.choice(ix, per_segment, replace=False))
+    sample = customers.iloc[np.sort(np.concatenate(picks))]
+    cols = 3 if len(features) > 2 else len(features)
+    rows = int(np.ceil(len(features) / cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=features)
+    names = dict(zip(segments.segment, segments.segment_name, strict=True))
+    for i, f in enumerate(features):
+        r, c = divmod(i, cols)
+        values = pd.to_numeric(sample[f], errors="coerce")
+        for s in segments.segment:
+            v = values[sample.segment == s]
+            fig.add_trace(
+                go.Box(
+                    y=v,
+                    name=str(s),
+                    marker_color=_color(s),
+                    boxpoints=False,
+                    showlegend=False,
+                    hovertext=names[s],
+                ),
+                r + 1,
+                c + 1,
+            )
+        v = values.dropna()
+        if not len(v):
+            continue
+        lo, hi = float(v.quantile(0.01)), float(v.quantile(0.99))
+        if v.min() > 0 and v.max() > 50 * v.median():
+            fig.update_yaxes(type="log", row=r + 1, col=c + 1)
+        elif v.max() > hi + 3 * (hi - lo) or v.min() < lo - 3 * (hi - lo):
+            pad = 0.05 * (hi - lo or 1.0)
+            fig.update_yaxes(range=[lo - pad, hi + pad], row=r + 1, col=c + 1)
+    fig.update_layout(height=300 * rows, margin=dict(t=30, b=20, l=30, r=10))
+    fig.update_xaxes(title_text="segment")
     return fig

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from ..evaluate.select_k import __doc__ as RULE_DOC
+from ..explain.personas import num, pct
 from . import charts
 
 if TYPE_CHECKING:
@@ -57,6 +58,24 @@ def render_report(result: RunResult) -> str:
         columns=lambda c: (c[5:] if c.startswith("mean_") else c).replace("_", " ")
     )
     ksel = result.k_selection.copy()
+    ins = result.insights
+    drivers = ins.drivers
+    if drivers is not None:
+        ranked = drivers.top("all", 6).feature.tolist()
+    else:
+        t = ins.tests.tests
+        ranked = t[t.kind == "numeric"].sort_values("effect_size", ascending=False).feature
+        ranked = ranked.tolist()[:6]
+    dist_feats = [f for f in ranked if f in result.features.numeric]
+    tests = ins.tests.tests.sort_values(["meaningful", "effect_size"], ascending=[False, False])
+    post = ins.tests.posthoc
+    pair_counts = (
+        post.groupby("feature")
+        .agg(pairs=("significant", "size"), different=("significant", "sum"))
+        .to_dict("index")
+        if len(post)
+        else {}
+    )
     rule = "\n".join((RULE_DOC or "").strip().splitlines()[3:]).replace("``", "")
     tmpl = _ENV.get_template("report.html.j2")
     return tmpl.render(
@@ -74,6 +93,21 @@ def render_report(result: RunResult) -> str:
         fig_3d=_div(charts.scatter(result.embedding_sample, names, three_d=True)),
         fig_quarantine=_div(charts.quarantine(m["rows"]["quarantined"])),
         prep=result.preprocessing,
+        h=ins.headline,
+        drivers=drivers,
+        fig_importance=_div(charts.importance(drivers.importance)) if drivers else "",
+        fig_importance_seg=(
+            _div(charts.importance_by_segment(drivers.importance, segs)) if drivers else ""
+        ),
+        fig_dist=_div(
+            charts.distributions(result.customers, segs, dist_feats, seed=result.settings.seed)
+        ),
+        tests=tests,
+        pair_counts=pair_counts,
+        alpha=result.settings.explain.alpha,
+        anomalies=ins.anomalies,
+        num=num,
+        pct=pct,
     )
 
 

@@ -1,0 +1,85 @@
+"""``summary.md``: the run in a page of Markdown, for pasting into chat or email."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..explain.personas import num, pct
+
+if TYPE_CHECKING:
+    from ..pipeline import RunResult
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return lines
+
+
+def render_summary(result: RunResult) -> str:
+    m = result.manifest
+    h = result.insights.headline
+    segs = result.segments
+    rows = m["rows"]
+    lines = [
+        f"# Customer segments: {m['k']} segments of {m['customers']:,} customers",
+        "",
+        f"segmint {m['version']} · config {m['config_hash']} · {m['created']}",
+        "",
+    ]
+    facts = [f"**{h['customers']:,}** customers", f"**{h['segments']}** segments"]
+    if h.get("revenue") is not None:
+        facts.append(f"revenue **{num(h['revenue'])}**")
+    facts.append(f"**{h['anomalies_flagged']:,}** unusual customers flagged")
+    lines += ["- " + " · ".join(facts)]
+    for key, label, what in (
+        ("opportunity", "Biggest opportunity", "growth potential"),
+        ("risk", "Biggest risk", "revenue at stake"),
+    ):
+        item = h.get(key)
+        if item:
+            lines.append(
+                f"- **{label}:** segment {item['segment']} *{item['segment_name']}* "
+                f"({pct(item['share_customers'])} of customers), {what} {num(item['value'])}. "
+                f"{item['action']}"
+            )
+    lines += ["", f"Why {m['k']} segments: {m['selection']['reason']}", "", "## Segments", ""]
+    header = ["#", "name", "customers"]
+    has_rev = "share_revenue" in segs
+    if has_rev:
+        header.append("revenue")
+    header += ["strategy", "KPI"]
+    body = []
+    for s in segs.itertuples():
+        r: list[Any] = [s.segment, s.segment_name, f"{s.size:,} ({pct(s.share_customers)})"]
+        if has_rev:
+            r.append(pct(s.share_revenue))
+        r += [s.action, s.kpi]
+        body.append(r)
+    lines += _table(header, body)
+    lines += ["", "## Personas", ""]
+    for s in segs.itertuples():
+        lines.append(f"**{s.segment}. {s.segment_name}**: {s.description}")
+        if s.distinguishing:
+            lines.append(f"  Sets them apart: {s.distinguishing}.")
+        lines.append(f"  Message: “{s.message}”; discount: {s.discount}; watch: {s.kpi}.")
+        lines.append("")
+    q = rows["quarantined"]
+    lines += [
+        "## Data",
+        "",
+        f"{rows['read']:,} rows read = {rows['kept']:,} kept + {sum(q.values()):,} quarantined"
+        + (" (" + ", ".join(f"{r}: {n:,}" for r, n in q.items()) + ")" if q else "")
+        + ". Every rejected row is in `quarantine.parquet` with its reason.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_summary(result: RunResult, path: Path) -> Path:
+    path.write_text(render_summary(result), encoding="utf-8")
+    return path
