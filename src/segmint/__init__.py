@@ -12,6 +12,7 @@ from typing import Any
 from ._version import __version__
 from .config import Settings
 from .exceptions import ArtifactError, ConfigError, InputError, SegmintError
+from .explain.effect import EffectResult
 from .model import SegmentationModel
 from .pipeline import RunResult, run
 
@@ -44,6 +45,31 @@ def segment(data: Any, *more: Any, settings: Settings | None = None, **options: 
     return run(s, inputs=inputs)
 
 
+def analyze_effect(
+    data: Any,
+    by: str,
+    on: str | list[str],
+    *,
+    derive: dict[str, str] | None = None,
+    order: list[str] | None = None,
+    bins: int = 5,
+    settings: Settings | None = None,
+    **options: Any,
+) -> EffectResult:
+    """Does attribute ``by`` change outcome(s) ``on``? Kruskal–Wallis with post-hoc pairs,
+    Spearman when ``by`` is ordinal, effect sizes.
+
+    >>> r = segmint.analyze_effect("marketing_campaign.csv", "Education", "Total_Spend",
+    ...     derive={"Total_Spend": "MntWines + MntFruits + MntMeatProducts"})  # doctest: +SKIP
+    >>> r.tests[["outcome", "statistic", "p_holm", "effect_size"]]  # doctest: +SKIP
+    """
+    from .pipeline import analyze_effect as _analyze
+
+    s = (settings or Settings()).merged({**options, "derive": derive})
+    outcomes = [on] if isinstance(on, str) else list(on)
+    return _analyze(data, by, outcomes, s, order=order, bins=bins)[0]
+
+
 def load_model(run_dir: str) -> SegmentationModel:
     """The model saved in a run folder (checked against its manifest)."""
     from .predict import load_run_model
@@ -54,12 +80,14 @@ def load_model(run_dir: str) -> SegmentationModel:
 __all__ = [
     "ArtifactError",
     "ConfigError",
+    "EffectResult",
     "InputError",
     "RunResult",
     "SegmentationModel",
     "SegmintError",
     "Settings",
     "__version__",
+    "analyze_effect",
     "load_model",
     "run",
     "segment",

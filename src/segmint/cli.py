@@ -237,6 +237,110 @@ def generate(
     _guard(go)
 
 
+analyze_app = typer.Typer(
+    no_args_is_help=True, help="Statistical analyses on a customer table (no segmentation)."
+)
+app.add_typer(analyze_app, name="analyze")
+
+
+@analyze_app.command("effect")
+def analyze_effect(
+    data: Annotated[Path, typer.Argument(help="Customer table: CSV, Parquet or Excel.")],
+    by: Annotated[str, typer.Option("--by", help="Attribute that forms the groups.")],
+    on: Annotated[
+        list[str], typer.Option("--on", help="Outcome column(s); repeat or comma-separate.")
+    ],
+    derive: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=EXPRESSION, e.g. 'Total=MntWines+MntFruits'; repeatable."),
+    ] = None,
+    order: Annotated[
+        str | None, typer.Option(help="Order of --by's values (makes it ordinal): 'low,mid,high'.")
+    ] = None,
+    bins: Annotated[int, typer.Option(help="Quantile groups for a many-valued numeric --by.")] = 5,
+    config: Annotated[Path | None, typer.Option(help="TOML or YAML settings file.")] = None,
+    column: Annotated[
+        list[str] | None, typer.Option("--map", help="customer_id=COLUMN if not detected.")
+    ] = None,
+    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (default: sniffed).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write effect.csv, posthoc.csv, groups.csv.")
+    ] = None,
+) -> None:
+    """Does an attribute change an outcome? Kruskal–Wallis, post-hoc pairs (Holm), effect
+    sizes, and Spearman's rho when the attribute is ordinal."""
+
+    def go() -> None:
+        from .derive import parse_assignments
+        from .pipeline import analyze_effect as analyze
+
+        if bins < 2:
+            raise SegmintError(f"--bins must be at least 2, got {bins}")
+        base = Settings.from_file(config) if config else Settings()
+        settings = base.merged(
+            {
+                "derive": {**base.derive, **parse_assignments(derive or [])} or None,
+                "columns": _parse_map(column) or None,
+                "delimiter": delimiter,
+            }
+        )
+        outcomes = [o for item in on for o in (_split(item) or [])]
+        result, ing = analyze(str(data), by, outcomes, settings, order=_split(order), bins=bins)
+        _print_effect(result, ing)
+        if out_dir:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            result.tests.to_csv(out_dir / "effect.csv", index=False)
+            result.posthoc.to_csv(out_dir / "posthoc.csv", index=False)
+            result.groups.to_csv(out_dir / "groups.csv", index=False)
+            out.print(f"tables → {out_dir}/effect.csv, posthoc.csv, groups.csv")
+
+    _guard(go)
+
+
+def _print_effect(result: Any, ing: Any) -> None:
+    from rich.table import Table
+
+    rows = ing.rows
+    q = sum(rows["quarantined"].values())
+    kind = "ordinal" if result.ordinal else "nominal"
+    if result.binned:
+        kind += ", cut into quantile groups"
+    out.print(
+        f"[bold]{result.by}[/] ({kind}) · {rows['kept']:,} customers"
+        + (f" ({q:,} rows quarantined)" if q else "")
+    )
+    t = Table(show_lines=False, box=None, pad_edge=False)
+    for c in ("outcome", "test", "stat", "p Holm", "effect", "Spearman ρ", "pairs differ"):
+        t.add_column(c, justify="left" if c in {"outcome", "test", "effect"} else "right")
+    post = result.posthoc
+    short = {"Kruskal–Wallis": "KW H", "chi-square": "χ²"}
+    effect = {"epsilon²": "ε²", "Cramér's V": "V"}
+    for r in result.tests.itertuples():
+        pairs = post[post.outcome == r.outcome]
+        rho = f"{r.spearman_rho:+.3f}" if r.spearman_rho == r.spearman_rho else "–"
+        t.add_row(
+            r.outcome,
+            f"{short.get(r.test, r.test)} df={r.dof}",
+            f"{r.statistic:,.1f}",
+            f"{r.p_holm:.2g}",
+            f"{effect.get(r.effect, r.effect)}={r.effect_size:.3f} {r.effect_label}",
+            rho + (f" p={r.spearman_p_holm:.2g}" if rho != "–" else ""),
+            f"{int(pairs.significant.sum())}/{len(pairs)}" if len(pairs) else "–",
+        )
+    out.print(t)
+    for r in result.tests.itertuples():
+        g = result.groups[result.groups.outcome == r.outcome]
+        if "median" in g and g["median"].notna().any():
+            parts = "; ".join(f"{x.group} {x.median:,.4g} ({x.mean:,.3g})" for x in g.itertuples())
+            out.print(f"  {r.outcome}, median (mean) by {result.by}: {parts}")
+        sig = post[(post.outcome == r.outcome) & post.significant]
+        for p in sig.itertuples():
+            out.print(
+                f"    {p.a} vs {p.b}: p (Holm) {p.p_holm:.2g}, "
+                f"rank-biserial {p.rank_biserial:+.2f} ({p.effect_label})"
+            )
+
+
 def _guard(fn: Any) -> None:
     try:
         fn()

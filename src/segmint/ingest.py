@@ -17,7 +17,8 @@ from . import io
 from .clean import CleanTransactions, clean_transactions
 from .config import Settings
 from .customers import CleanCustomers, clean_customers
-from .exceptions import InputError
+from .derive import derive_columns
+from .exceptions import ConfigError, InputError
 from .schema import auto_map, detect_kind
 
 
@@ -107,6 +108,9 @@ def ingest(
                     path=src.path,
                 )
             cu = clean_customers(src, cmap, settings.cleaning, reference)
+            if settings.derive:
+                cu.frame = derive_columns(cu.frame, settings.derive, source=f"derive ({src.path})")
+                cu.numeric += list(settings.derive)
             out.customers = cu
             entry["columns"] = {"customer_id": cmap.get("customer_id")}
             entry["rows"] = {"read": cu.read, "kept": cu.kept, "quarantined": cu.quarantined}
@@ -116,4 +120,11 @@ def ingest(
             entry["rows"]["quarantined"].values()
         ), "row accounting must balance"
         out.inputs.append(entry)
+    if settings.derive and out.customers is None:
+        raise ConfigError(
+            [
+                "derive adds customer-table columns, but no customer table was given "
+                f"(derive: {', '.join(settings.derive)})"
+            ]
+        )
     return out

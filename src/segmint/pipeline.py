@@ -25,6 +25,7 @@ from .config import Settings
 from .evaluate import metrics
 from .evaluate.select_k import Decision
 from .explain import Insights, explain
+from .explain.effect import EffectResult, attribute_effect
 from .features import CustomerFeatures, build_features
 from .features.build import DESCRIPTIVE
 from .ingest import Ingested, ingest
@@ -269,3 +270,33 @@ def _embedding_sample(
     out["customer_id"] = ids.to_numpy()[idx]
     out.attrs["explained"] = [float(v) for v in pca.explained_variance_ratio_]
     return out
+
+
+def analyze_effect(
+    data: Any,
+    by: str,
+    on: list[str],
+    settings: Settings | None = None,
+    *,
+    order: list[str] | None = None,
+    bins: int = 5,
+) -> tuple[EffectResult, Ingested]:
+    """Read a customer table (with ``settings.derive`` columns) and test the effect of ``by``
+    on each outcome in ``on`` (see ``segmint.explain.effect``)."""
+    settings = (settings or Settings()).merged({"kind": "customers"})
+    con = io.connect(memory_limit=settings.memory_limit)
+    ing = ingest([data], settings, con)
+    assert ing.customers is not None
+    frame = ing.customers.frame
+    result = attribute_effect(
+        frame,
+        by,
+        on,
+        order=order,
+        bins=bins,
+        alpha=settings.explain.alpha,
+        posthoc_sample=settings.explain.posthoc_sample,
+        seed=settings.seed,
+        source=ing.inputs[0]["path"],
+    )
+    return result, ing

@@ -108,16 +108,22 @@ def compare_groups(
     alpha: float = 0.05,
     posthoc_sample: int = 5000,
     seed: int = 0,
+    levels: list | None = None,
 ) -> GroupTests:
     """Test every feature for differences between ``groups`` (e.g. segment labels).
 
     Returns a tidy ``tests`` table (feature, kind, test, statistic, dof, p, p_holm, effect,
     effect_size, effect_label, n, significant, meaningful) and a ``posthoc`` table of pairwise
     Mann–Whitney tests for numeric features (a, b, n_a, n_b, median_a, median_b, u, p, p_holm,
-    rank_biserial, effect_label, significant).
+    rank_biserial, effect_label, significant). ``levels`` fixes the order of the groups
+    (pairs are ``a`` before ``b`` in it); by default they are sorted.
     """
     g = pd.Series(np.asarray(groups)).reset_index(drop=True)
-    levels = sorted(g.dropna().unique().tolist(), key=_sort_key)
+    present = g.dropna().unique().tolist()
+    if levels is None:
+        levels = sorted(present, key=_sort_key)
+    else:
+        levels = [v for v in levels if v in set(present)]
     codes = pd.Categorical(g, categories=levels).codes
     rows: list[dict] = []
     post: list[dict] = []
