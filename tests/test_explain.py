@@ -10,6 +10,8 @@ import pytest
 from scipy import stats as sps
 
 import segmint
+from segmint.config import Settings
+from segmint.exceptions import ConfigError
 from segmint.explain.anomalies import detect_anomalies
 from segmint.explain.drivers import _auc, explain_drivers
 from segmint.explain.stats import compare_groups, holm
@@ -195,3 +197,28 @@ def test_explain_artifacts_written(synthetic_run):
     html = (out / "report.html").read_text()
     for heading in ("What drives the segments", "Personas", "Unusual customers", "Statistical"):
         assert heading in html, heading
+
+
+def test_strategy_overrides_and_mixed_segment_naming(synthetic_run):
+    from segmint.config import Personas
+    from segmint.explain.personas import build_personas
+    from segmint.explain.profiles import profile_segments
+
+    result, _ = synthetic_run
+    f = result.features
+    labels = result.customers.segment.to_numpy()
+    base = profile_segments(f.frame, labels, f.numeric, f.categorical)
+    arch = result.segments.archetype.iloc[0]
+    rules = Personas(strategies={arch: {"discount": "7%", "kpi": "custom KPI"}})
+    out = build_personas(base, f.frame, labels, f.numeric, f.categorical, rules=rules)
+    mine = out[out.archetype == arch]
+    assert (mine.discount == "7%").all() and (mine.kpi == "custom KPI").all()
+    others = out[out.archetype != arch]
+    assert (others.discount != "7%").all()
+    # with an impossible share threshold every segment is named from its mean R/FM cell
+    cell = build_personas(
+        base, f.frame, labels, f.numeric, f.categorical, rules=Personas(min_rfm_share=1.0)
+    )
+    assert (cell.archetype == base.rfm_cell).all()
+    with pytest.raises(ConfigError, match="unknown strategy field"):
+        Settings.build({"personas": {"strategies": {"Lost": {"colour": "red"}}}})
