@@ -17,6 +17,8 @@ from segmint.explain.drivers import _auc, explain_drivers
 from segmint.explain.stats import compare_groups, holm
 from segmint.synth import generate_orders
 
+from .conftest import dataset
+
 
 @pytest.fixture(scope="module")
 def groups_frame():
@@ -161,23 +163,41 @@ def _shown(value: float) -> set[str]:
     return {s.lstrip("+") for s in out} | out
 
 
-def test_personas_named_and_grounded_in_segments_csv(synthetic_run):
-    _, out = synthetic_run
-    segs = pd.read_csv(out / "segments.csv")
+def _assert_grounded(segs: pd.DataFrame) -> None:
+    """Names unique; every number in a description is a value of that row of segments.csv."""
     assert segs.segment_name.notna().all() and segs.segment_name.is_unique
     for col in ("description", "channel", "offer", "discount", "message", "kpi", "action"):
         assert segs[col].notna().all() and (segs[col].str.len() >= 3).all(), col
-    assert (segs.revenue_at_stake >= 0).all()
     numeric_cols = [c for c in segs.columns if pd.api.types.is_numeric_dtype(segs[c])]
-    for row in segs.itertuples(index=False):
-        row = pd.Series(row._asdict())
+    for _, row in segs.iterrows():
         allowed = set().union(*(_shown(float(row[c])) for c in numeric_cols if pd.notna(row[c])))
-        numbers = _NUMBER.findall(row.description)
-        assert len(numbers) >= 3, row.description
+        text = row.description
+        for feature in (c[5:] for c in segs.columns if c.startswith("mean_")):
+            text = text.replace(feature.replace("_", " "), "")  # names may hold digits
+        numbers = _NUMBER.findall(text)
+        assert numbers, row.description
         for token in numbers:
             assert token in allowed or token.lstrip("+") in allowed, (token, row.description)
         sentences = [s for s in re.split(r"(?<=\.)\s+", row.description) if s]
         assert 2 <= len(sentences) <= 4, row.description
+
+
+def test_personas_named_and_grounded_in_segments_csv(synthetic_run):
+    _, out = synthetic_run
+    segs = pd.read_csv(out / "segments.csv")
+    _assert_grounded(segs)
+    assert (segs.revenue_at_stake >= 0).all() and (segs.growth_potential >= 0).all()
+    assert (segs.description.map(lambda d: len(_NUMBER.findall(d))) >= 4).all()
+
+
+def test_attribute_personas_grounded(tmp_path):
+    path = dataset("mall_customers.csv")
+    result = segmint.segment(path, features=["Annual Income (k$)", "Spending Score (1-100)"])
+    out = result.save(tmp_path / "mall")
+    segs = pd.read_csv(out / "segments.csv")
+    _assert_grounded(segs)
+    assert set(segs.archetype) <= {"High value", "Mid value", "Low value", "Unrated"}
+    assert result.insights.headline["risk"] is None  # no spend over time: nothing at stake
 
 
 def test_explain_artifacts_written(synthetic_run):
