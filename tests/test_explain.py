@@ -242,3 +242,20 @@ def test_strategy_overrides_and_mixed_segment_naming(synthetic_run):
     assert (cell.archetype == base.rfm_cell).all()
     with pytest.raises(ConfigError, match="unknown strategy field"):
         Settings.build({"personas": {"strategies": {"Lost": {"colour": "red"}}}})
+
+
+def test_density_noise_and_likelihood_signals():
+    rng = np.random.default_rng(2)
+    n = 2000
+    X = rng.normal(0, 1, (n, 3)).astype(np.float32)
+    X[:5] += 4.0  # sparse region: what DBSCAN/HDBSCAN would call noise
+    frame = pd.DataFrame(X, columns=list("abc"))
+    frame.insert(0, "customer_id", np.arange(n).astype(str))
+    labels = np.zeros(n, dtype=int)
+    labels[:5] = -1
+    loglik = -0.5 * (X**2).sum(axis=1)
+    res = detect_anomalies(X, frame, labels, list("abc"), log_likelihood=loglik, top=30)
+    assert set(res.signals) == {"isolation_forest", "low_likelihood", "density_noise"}
+    assert res.scores.is_anomaly[:5].all()
+    noisy = res.top[res.top.segment == -1]
+    assert len(noisy) == 5 and noisy.reasons.str.startswith("density noise").all()
