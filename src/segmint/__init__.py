@@ -63,7 +63,7 @@ def analyze_effect(
     ...     derive={"Total_Spend": "MntWines + MntFruits + MntMeatProducts"})  # doctest: +SKIP
     >>> r.tests[["outcome", "statistic", "p_holm", "effect_size"]]  # doctest: +SKIP
     """
-    from .pipeline import analyze_effect as _analyze
+    from .analyses import analyze_effect as _analyze
 
     s = (settings or Settings()).merged({**options, "derive": derive})
     outcomes = [on] if isinstance(on, str) else list(on)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .config import Settings
@@ -237,6 +238,93 @@ def generate(
     _guard(go)
 
 
+@app.command()
+def clv(
+    data: Annotated[Path, typer.Argument(help="Order lines: CSV, Parquet or Excel.")],
+    calibration_end: Annotated[
+        str, typer.Option(help="ISO date: fit on orders before it, test on orders after.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")],
+    holdout_end: Annotated[
+        str | None, typer.Option(help="ISO date ending the holdout (default: after last order).")
+    ] = None,
+    time_unit: Annotated[str | None, typer.Option(help="days | weeks (default: weeks).")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML or YAML settings file.")] = None,
+    column: Annotated[
+        list[str] | None, typer.Option("--map", help="canonical=column, repeatable.")
+    ] = None,
+) -> None:
+    """Fit BG/NBD + Gamma-Gamma on a calibration period and check them on the holdout."""
+
+    def go() -> None:
+
+        from .analyses import validate_clv
+
+        base = Settings.from_file(config) if config else Settings()
+        settings = base.merged(
+            {"clv": {"time_unit": time_unit}, "columns": _parse_map(column) or None}
+        )
+        cal = _iso_date(calibration_end, "--calibration-end")
+        hold = _iso_date(holdout_end, "--holdout-end") if holdout_end else None
+        res = validate_clv(str(data), cal, settings, holdout_end=hold)
+        from .store import save_clv
+
+        save_clv(res, out_dir)
+        _print_clv(res)
+        out.print(
+            f"→ {out_dir}/clv_params.json, clv_holdout.csv, clv_holdout.html, clv_customers.parquet"
+        )
+
+    _guard(go)
+
+
+def _iso_date(text: str, option: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise SegmintError(f"{option} must be an ISO date like 2011-06-01, got {text!r}") from None
+
+
+def _print_clv(res: Any) -> None:
+    from rich.table import Table
+
+    d = res.diagnostics
+    h = d["holdout"]
+    out.print(
+        f"[bold]CLV models[/] fitted on {d['bgnbd']['n']:,} customers before "
+        f"{res.calibration_end.date()} ({res.time_unit}); holdout to {res.holdout_end.date()}"
+    )
+    t = Table(box=None, pad_edge=False)
+    for c in ("model", "param", "estimate", "std. error", "95% CI"):
+        t.add_column(c, justify="left" if c in {"model", "param"} else "right")
+    for r in res.params.itertuples():
+        ci = f"{r.ci_low:,.4g} – {r.ci_high:,.4g}" if r.se == r.se else "–"
+        se = f"{r.se:,.4g}" if r.se == r.se else "n/a"
+        t.add_row(r.model, r.param, f"{r.estimate:,.4g}", se, ci)
+    out.print(t)
+    for model in ("bgnbd", "gamma_gamma"):
+        for w in d[model].get("warnings", []):
+            out.print(f"[yellow]warning ({model}):[/] {w}")
+    out.print(
+        f"holdout purchases: predicted {h['predicted_total']:,.0f} vs actual "
+        f"{h['actual_total']:,.0f} ({h['relative_error_total']:+.1%}); mean absolute error "
+        f"{h['mean_absolute_error']:.2f} per customer; correlation {h['correlation']:.2f}"
+    )
+    ht = Table(box=None, pad_edge=False)
+    for c in ("repeat purchases (calibration)", "customers", "actual", "predicted"):
+        ht.add_column(c, justify="right")
+    for r in res.holdout.itertuples():
+        ht.add_row(
+            str(r.calibration_repeat_purchases),
+            f"{r.customers:,}",
+            f"{r.actual:.2f}",
+            f"{r.predicted:.2f}",
+        )
+    out.print(ht)
+
+
 analyze_app = typer.Typer(
     no_args_is_help=True, help="Statistical analyses on a customer table (no segmentation)."
 )
@@ -271,8 +359,8 @@ def analyze_effect(
     sizes, and Spearman's rho when the attribute is ordinal."""
 
     def go() -> None:
+        from .analyses import analyze_effect as analyze
         from .derive import parse_assignments
-        from .pipeline import analyze_effect as analyze
 
         if bins < 2:
             raise SegmintError(f"--bins must be at least 2, got {bins}")
@@ -288,10 +376,9 @@ def analyze_effect(
         result, ing = analyze(str(data), by, outcomes, settings, order=_split(order), bins=bins)
         _print_effect(result, ing)
         if out_dir:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            result.tests.to_csv(out_dir / "effect.csv", index=False)
-            result.posthoc.to_csv(out_dir / "posthoc.csv", index=False)
-            result.groups.to_csv(out_dir / "groups.csv", index=False)
+            from .store import save_effect
+
+            save_effect(result, out_dir)
             out.print(f"tables → {out_dir}/effect.csv, posthoc.csv, groups.csv")
 
     _guard(go)
@@ -347,7 +434,7 @@ def _guard(fn: Any) -> None:
     except SegmintError as exc:
         if _state["verbose"]:
             err.print_exception()
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")
@@ -358,7 +445,7 @@ def _guard(fn: Any) -> None:
         if _state["verbose"]:
             err.print_exception()
         err.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}. "
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}. "
             "This is a bug in segmint; run again with -v for the traceback and report it.",
             highlight=False,
             soft_wrap=True,

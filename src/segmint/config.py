@@ -102,6 +102,21 @@ class Clustering(_Model):
 STRATEGY_FIELDS = ("channel", "offer", "discount", "message", "kpi")
 
 
+class Clv(_Model):
+    """Probabilistic CLV (BG/NBD + Gamma-Gamma) computed for order-line runs."""
+
+    enabled: bool = Field(True, description="Fit the CLV models and add their columns.")
+    time_unit: Literal["days", "weeks"] = Field(
+        "weeks", description="Purchase period: several orders in one period count once."
+    )
+    horizon_months: int = Field(12, ge=1, le=120, description="CLV and expected-purchase horizon.")
+    annual_discount: float = Field(0.10, ge=0, lt=1, description="Annual discount rate for CLV.")
+
+    @property
+    def unit_days(self) -> int:
+        return 7 if self.time_unit == "weeks" else 1
+
+
 class Explain(_Model):
     """Statistics, drivers and anomalies computed for every run."""
 
@@ -190,6 +205,7 @@ class Settings(_Model):
             "{'Total_Spend': 'MntWines + MntFruits'}."
         ),
     )
+    clv: Clv = Field(default_factory=Clv)
     preprocess: Preprocess = Field(default_factory=Preprocess)
     clustering: Clustering = Field(default_factory=Clustering)
     explain: Explain = Field(default_factory=Explain)

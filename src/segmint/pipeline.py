@@ -25,7 +25,6 @@ from .config import Settings
 from .evaluate import metrics
 from .evaluate.select_k import Decision
 from .explain import Insights, explain
-from .explain.effect import EffectResult, attribute_effect
 from .features import CustomerFeatures, build_features
 from .features.build import DESCRIPTIVE
 from .ingest import Ingested, ingest
@@ -99,6 +98,7 @@ def run(
             ing.customers,
             observation_end=obs_end,
             top_categories=settings.top_categories,
+            clv=settings.clv,
         )
         if settings.features:
             feats = feats.select(settings.features)
@@ -156,6 +156,7 @@ def run(
         "numeric": feats.numeric,
         "categorical": feats.categorical,
         "categories": feats.info.get("top_categories"),
+        "clv_params": _clv_params(feats.info.get("clv")),
         "segment_names": segments["segment_name"].tolist(),
     }
     model = SegmentationModel(pre, seg.model_, meta)
@@ -177,7 +178,8 @@ def run(
             "descriptive": [c for c in DESCRIPTIVE if c in frame],
             "dropped": dropped,
         },
-        "customers_detail": feats.info,
+        "customers_detail": {k: v for k, v in feats.info.items() if k != "clv"},
+        "clv": feats.info.get("clv"),
         "preprocessing": prep_report,
         "explain": {
             "tests": len(insights.tests.tests),
@@ -210,6 +212,13 @@ def run(
         insights=insights,
         embedding_sample=embedding,
     )
+
+
+def _clv_params(report: dict | None) -> dict | None:
+    """The part of the CLV report that rebuilds the models for ``predict``."""
+    if not report or "bgnbd" not in report:
+        return None
+    return {k: {"params": report[k]["params"]} for k in ("bgnbd", "gamma_gamma")}
 
 
 def _descriptive_numeric(frame: pd.DataFrame) -> list[str]:
@@ -270,33 +279,3 @@ def _embedding_sample(
     out["customer_id"] = ids.to_numpy()[idx]
     out.attrs["explained"] = [float(v) for v in pca.explained_variance_ratio_]
     return out
-
-
-def analyze_effect(
-    data: Any,
-    by: str,
-    on: list[str],
-    settings: Settings | None = None,
-    *,
-    order: list[str] | None = None,
-    bins: int = 5,
-) -> tuple[EffectResult, Ingested]:
-    """Read a customer table (with ``settings.derive`` columns) and test the effect of ``by``
-    on each outcome in ``on`` (see ``segmint.explain.effect``)."""
-    settings = (settings or Settings()).merged({"kind": "customers"})
-    con = io.connect(memory_limit=settings.memory_limit)
-    ing = ingest([data], settings, con)
-    assert ing.customers is not None
-    frame = ing.customers.frame
-    result = attribute_effect(
-        frame,
-        by,
-        on,
-        order=order,
-        bins=bins,
-        alpha=settings.explain.alpha,
-        posthoc_sample=settings.explain.posthoc_sample,
-        seed=settings.seed,
-        source=ing.inputs[0]["path"],
-    )
-    return result, ing

@@ -66,6 +66,8 @@ def predict_detailed(
         ing.customers,
         observation_end=end,
         categories=model.meta.get("categories"),
+        clv=settings.clv if model.meta.get("clv_params") else None,
+        clv_params=model.meta.get("clv_params"),
     )
     missing = [c for c in [*model.numeric, *model.categorical] if c not in feats.frame.columns]
     if missing:

@@ -1,4 +1,5 @@
-"""Write a run folder: tables as Parquet/CSV, quarantine, model, manifest, config and report.
+"""Write a run folder (tables as Parquet/CSV, quarantine, model, manifest, config, report)
+and the result folders of ``analyze effect`` and ``clv``.
 
 The only module besides ``report`` that writes files.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.types as ir
@@ -17,6 +18,8 @@ import yaml
 from .io import ROW
 
 if TYPE_CHECKING:
+    from .analyses import ClvValidation
+    from .explain.effect import EffectResult
     from .ingest import Ingested
     from .pipeline import RunResult
 
@@ -45,12 +48,54 @@ def save_run(result: RunResult, out: Path) -> Path:
         yaml.safe_dump(result.settings.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
     )
     (out / "manifest.json").write_text(
-        json.dumps(result.manifest, indent=2, default=str), encoding="utf-8"
+        json.dumps(finite(result.manifest), indent=2, default=str), encoding="utf-8"
     )
     from .report import write_report, write_summary
 
     write_report(result, out / "report.html")
     write_summary(result, out / "summary.md")
+    return out
+
+
+def finite(obj: Any) -> Any:
+    """JSON has no NaN: undefined numbers become null (strict parsers reject ``NaN``)."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def save_effect(result: EffectResult, out: Path) -> Path:
+    """``analyze effect`` tables: effect.csv, posthoc.csv, groups.csv."""
+    out.mkdir(parents=True, exist_ok=True)
+    result.tests.to_csv(out / "effect.csv", index=False)
+    result.posthoc.to_csv(out / "posthoc.csv", index=False)
+    result.groups.to_csv(out / "groups.csv", index=False)
+    return out
+
+
+def save_clv(res: ClvValidation, out: Path) -> Path:
+    """``segmint clv`` results: parameters + diagnostics (JSON), the holdout table and chart,
+    per-customer predictions."""
+    from .report.charts import clv_holdout
+
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "calibration_end": res.calibration_end.isoformat(),
+        "holdout_end": res.holdout_end.isoformat(),
+        "time_unit": res.time_unit,
+        "params": res.params.to_dict("records"),
+        "diagnostics": res.diagnostics,
+    }
+    (out / "clv_params.json").write_text(json.dumps(finite(payload), indent=2), encoding="utf-8")
+    res.holdout.to_csv(out / "clv_holdout.csv", index=False)
+    res.customers.to_parquet(out / "clv_customers.parquet", index=False)
+    clv_holdout(res.holdout, res.time_unit).write_html(
+        out / "clv_holdout.html", include_plotlyjs=True, full_html=True
+    )
     return out
 
 

@@ -1,6 +1,8 @@
 """Segment profiles: size, revenue share, feature means/medians, standardized differences
 (segment mean minus base mean, in base standard deviations), top categories, the RFM
-segment most of a segment's customers fall in and the RFM cell of its mean scores.
+segment most of a segment's customers fall in and the RFM cell of its mean scores. With CLV
+columns: ``clv_total`` (sum of predicted CLV) and ``value_at_risk`` (past spend weighted by
+the probability that the customer has already left, 1 − P(alive)).
 Names and words are ``personas``' job."""
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def profile_segments(
         )
         out[f"top_{c}"] = top
         out[f"top_share_{c}"] = share
+    if {"clv", "p_alive"} <= set(df.columns):
+        out["clv_total"] = g["clv"].sum()
+        at_risk = (1 - df["p_alive"]) * df[revenue] if revenue and revenue in df else None
+        if at_risk is not None:
+            out["value_at_risk"] = at_risk.groupby(df["segment"]).sum()
     if "rfm_segment" in df:
         out["top_rfm_segment"] = g["rfm_segment"].agg(lambda s: s.mode().iloc[0])
         out["top_rfm_share"] = g["rfm_segment"].agg(lambda s: (s == s.mode().iloc[0]).mean())

@@ -9,10 +9,13 @@ from typing import Any
 import pandas as pd
 
 from ..clean import CleanTransactions
+from ..config import Clv
 from ..customers import CleanCustomers
 from ..exceptions import InputError
 from ..io import temp_name
 from . import behaviour
+from .clv import ModelError, customer_clv
+from .clv_summary import clv_summary
 from .rfm import rfm_scores
 
 # Columns computed for every customer but not used for clustering by default: they restate
@@ -98,6 +101,33 @@ class CustomerFeatures:
         return CustomerFeatures(self.frame, numeric, categorical, self.observation_end, self.info)
 
 
+def _add_clv(
+    frame: pd.DataFrame,
+    lines: Any,
+    end: _dt.datetime,
+    clv: Clv,
+    params: dict | None,
+) -> tuple[pd.DataFrame, dict]:
+    summary = clv_summary(lines, end, unit_days=clv.unit_days)
+    try:
+        values, report = customer_clv(
+            summary,
+            unit_days=clv.unit_days,
+            months=clv.horizon_months,
+            annual_discount=clv.annual_discount,
+            params=params,
+        )
+    except ModelError as exc:
+        return frame, {"skipped": str(exc)}
+    report = {
+        **report,
+        "time_unit": clv.time_unit,
+        "horizon_months": clv.horizon_months,
+        "annual_discount": clv.annual_discount,
+    }
+    return frame.merge(values, on="customer_id", how="left"), report
+
+
 def build_features(
     tx: CleanTransactions | None,
     customers: CleanCustomers | None,
@@ -105,6 +135,8 @@ def build_features(
     observation_end: _dt.datetime | None = None,
     top_categories: int = 5,
     categories: dict | None = None,
+    clv: Clv | None = None,
+    clv_params: dict | None = None,
 ) -> CustomerFeatures:
     """Per-customer features from cleaned order lines and/or a customer table.
 
@@ -112,6 +144,13 @@ def build_features(
     without purchases are counted in ``info`` and not segmented. ``categories`` (as saved in
     a model: ``{"column": ..., "values": [...]}``) fixes the category-share features so new
     data gets the same columns as the training data.
+
+    With order lines and ``clv.enabled``, BG/NBD + Gamma-Gamma are fitted at the observation
+    end (or applied with ``clv_params`` from a saved run) and add ``p_alive``,
+    ``expected_purchases``, ``expected_order_value`` and ``clv``: profiled and selectable with
+    ``features``, not clustered by default because they are functions of recency, frequency,
+    tenure and spend, which are. Data that cannot identify the models skips them with a note
+    in ``info["clv"]``.
     """
     info: dict = {}
     numeric: list[str] = []
@@ -167,6 +206,8 @@ def build_features(
             "avg_basket_items",
             *cat_shares,
         ]
+        if clv is not None and clv.enabled:
+            frame, info["clv"] = _add_clv(frame, lines, end, clv, clv_params)
         profiled = [c for c in frame.columns if c.startswith("share_") and c not in cat_shares]
         info["profiled_only"] = profiled
         info["top_categories"] = {"column": cat_col, "values": cats}

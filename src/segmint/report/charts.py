@@ -257,3 +257,22 @@ def distributions(
     fig.update_layout(height=300 * rows, margin=dict(t=30, b=20, l=30, r=10))
     fig.update_xaxes(title_text="segment")
     return fig
+
+
+def clv_holdout(table: pd.DataFrame, unit: str) -> go.Figure:
+    """The classic BG/NBD check: mean holdout purchases, actual vs predicted, by the number
+    of repeat purchases in the calibration period."""
+    fig = go.Figure()
+    x = table["calibration_repeat_purchases"].astype(str)
+    fig.add_trace(go.Scatter(x=x, y=table["actual"], mode="lines+markers", name="actual"))
+    fig.add_trace(
+        go.Scatter(x=x, y=table["predicted"], mode="lines+markers", name="predicted (BG/NBD)")
+    )
+    fig.update_layout(
+        height=420,
+        xaxis_title=f"repeat purchases in the calibration period ({unit} with a purchase)",
+        yaxis_title="mean purchases in the holdout period",
+        legend=dict(orientation="h", y=1.08),
+        margin=dict(t=40, b=40, l=50, r=10),
+    )
+    return fig

@@ -11,6 +11,7 @@ from plotly.offline import get_plotlyjs
 
 from ..evaluate.select_k import __doc__ as RULE_DOC
 from ..explain.personas import num, pct
+from ..store import finite
 from . import charts
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def _fmt(v: object) -> str:
 
 
 def render_report(result: RunResult) -> str:
-    m = result.manifest
+    m = finite(result.manifest)  # NaN (e.g. an undefined standard error) → None
     segs = result.segments
     names = segs.segment_name.tolist()
     feats = result.features.numeric

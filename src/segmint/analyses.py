@@ -1,0 +1,153 @@
+"""Analyses beside segmentation, each a thin orchestration over ``ingest`` and one stage:
+``analyze_effect`` (does an attribute change an outcome?) and ``validate_clv`` (fit the CLV
+models on a calibration period and compare predictions with a holdout period).
+
+Like ``pipeline.run`` these read only through ``ingest`` and write nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import io
+from .config import Settings
+from .exceptions import InputError
+from .explain.effect import EffectResult, attribute_effect
+from .features.behaviour import default_observation_end
+from .features.clv import BetaGeo, GammaGamma
+from .features.clv_summary import clv_summary
+from .ingest import Ingested, ingest
+
+
+def analyze_effect(
+    data: Any,
+    by: str,
+    on: list[str],
+    settings: Settings | None = None,
+    *,
+    order: list[str] | None = None,
+    bins: int = 5,
+) -> tuple[EffectResult, Ingested]:
+    """Read a customer table (with ``settings.derive`` columns) and test the effect of ``by``
+    on each outcome in ``on`` (see ``segmint.explain.effect``)."""
+    settings = (settings or Settings()).merged({"kind": "customers"})
+    con = io.connect(memory_limit=settings.memory_limit)
+    ing = ingest([data], settings, con)
+    assert ing.customers is not None
+    frame = ing.customers.frame
+    result = attribute_effect(
+        frame,
+        by,
+        on,
+        order=order,
+        bins=bins,
+        alpha=settings.explain.alpha,
+        posthoc_sample=settings.explain.posthoc_sample,
+        seed=settings.seed,
+        source=ing.inputs[0]["path"],
+    )
+    return result, ing
+
+
+@dataclass
+class ClvValidation:
+    """BG/NBD + Gamma-Gamma fitted on a calibration period and checked on a holdout.
+
+    Attributes
+    ----------
+    params : DataFrame
+        model, param, estimate, se, ci_low, ci_high.
+    diagnostics : dict
+        Per model: convergence, Hessian, warnings; plus the holdout totals and errors.
+    holdout : DataFrame
+        By calibration repeat purchases (0 .. 6, "7+"): customers, mean actual and mean
+        predicted holdout purchases.
+    customers : DataFrame
+        Per customer: summary (x, t_x, T, m), holdout_x, predicted, p_alive.
+    """
+
+    params: pd.DataFrame
+    diagnostics: dict[str, Any]
+    holdout: pd.DataFrame
+    customers: pd.DataFrame
+    calibration_end: _dt.datetime
+    holdout_end: _dt.datetime
+    time_unit: str
+    ingested: Ingested
+
+
+def validate_clv(
+    data: Any,
+    calibration_end: _dt.datetime,
+    settings: Settings | None = None,
+    *,
+    holdout_end: _dt.datetime | None = None,
+) -> ClvValidation:
+    """Fit the CLV models on orders before ``calibration_end``; predict each customer's
+    purchases in ``[calibration_end, holdout_end)`` (default: the day after the last order)
+    and compare with what happened."""
+    settings = (settings or Settings()).merged({"kind": "transactions"})
+    con = io.connect(memory_limit=settings.memory_limit)
+    ing = ingest([data], settings, con)
+    assert ing.transactions is not None
+    lines = ing.transactions.lines
+    path = ing.inputs[0]["path"]
+    end = holdout_end or default_observation_end(lines)
+    first = pd.Timestamp(lines.ts.min().execute())
+    if not (first < pd.Timestamp(calibration_end) < pd.Timestamp(end)):
+        raise InputError(
+            f"--calibration-end {calibration_end.date()} must fall after the first order "
+            f"({first.date()}) and before the holdout end ({pd.Timestamp(end).date()}).",
+            path=path,
+            column="ts",
+        )
+    unit = settings.clv.unit_days
+    summary = clv_summary(lines, calibration_end, unit_days=unit, holdout_end=end)
+    x, t_x, T, m = (summary[c].to_numpy(dtype=float) for c in ("x", "t_x", "T", "m"))
+    bg = BetaGeo().fit(x, t_x, T)
+    gg = GammaGamma().fit(x, m)
+    t_hold = (pd.Timestamp(end) - pd.Timestamp(calibration_end)).total_seconds() / 86_400 / unit
+    summary["predicted"] = bg.expected_purchases(t_hold, x, t_x, T)
+    summary["p_alive"] = bg.p_alive(x, t_x, T)
+    summary["expected_order_value"] = gg.expected_spend(x, m)
+    params = pd.concat(
+        [bg.fit_.table().assign(model="BG/NBD"), gg.fit_.table().assign(model="Gamma-Gamma")],
+        ignore_index=True,
+    )[["model", "param", "estimate", "se", "ci_low", "ci_high"]]
+    bucket = np.minimum(summary["x"], 7).astype(int).astype(str).replace("7", "7+")
+    holdout = (
+        summary.groupby(bucket, sort=False)
+        .agg(customers=("x", "size"), actual=("holdout_x", "mean"), predicted=("predicted", "mean"))
+        .reset_index(names="calibration_repeat_purchases")
+    )
+    holdout["_k"] = holdout["calibration_repeat_purchases"].str.rstrip("+").astype(int)
+    holdout = holdout.sort_values("_k").drop(columns="_k").reset_index(drop=True)
+    act, pred = summary["holdout_x"].to_numpy(), summary["predicted"].to_numpy()
+    diagnostics = {
+        "bgnbd": {**bg.fit_.diagnostics, "loglik": bg.fit_.loglik, "n": bg.fit_.n},
+        "gamma_gamma": {**gg.fit_.diagnostics, "loglik": gg.fit_.loglik, "n": gg.fit_.n},
+        "holdout": {
+            "customers": len(summary),
+            "length": float(t_hold),
+            "actual_total": float(act.sum()),
+            "predicted_total": float(pred.sum()),
+            "relative_error_total": float(pred.sum() / act.sum() - 1) if act.sum() else None,
+            "mean_absolute_error": float(np.mean(np.abs(pred - act))),
+            "correlation": float(np.corrcoef(pred, act)[0, 1]) if len(act) > 1 else None,
+        },
+    }
+    return ClvValidation(
+        params=params,
+        diagnostics=diagnostics,
+        holdout=holdout,
+        customers=summary,
+        calibration_end=calibration_end,
+        holdout_end=pd.Timestamp(end).to_pydatetime(),
+        time_unit=settings.clv.time_unit,
+        ingested=ing,
+    )
