@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-clv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_pipeline.py --customers 1000000
+
+# lifetimes (unmaintained) is compared in a throwaway venv, never installed into .venv
+bench-clv: install
+	test -x /tmp/ltvenv/bin/python || (python3 -m venv /tmp/ltvenv && /tmp/ltvenv/bin/pip install -q lifetimes pyarrow)
+	$(BIN)/python benchmarks/bench_clv.py --customers 1000000 --lifetimes-python /tmp/ltvenv/bin/python
 
 clean:
 	rm -rf demo .pytest_cache

@@ -13,7 +13,7 @@ then runs, each in its own child process so peak memory is that workload's alone
   best-silhouette k, write a CSV of labels.
 
 Prints wall time, peak RSS and the ratios, plus how well each recovers the planted types
-(adjusted Rand index), and appends a row to benchmarks/RESULTS.md with --record.
+(adjusted Rand index), and adds a row to the table of benchmarks/RESULTS.md with --record.
 """
 
 from __future__ import annotations
@@ -158,8 +158,11 @@ def main() -> None:
             f"{cell(seg)} (k={manifest['k']}) | {cell(plain)} | {t_ratio:.2f}x | "
             f"{m_ratio:.2f}x | {os.cpu_count()} cores, Python {platform.python_version()} |\n"
         )
-        with (HERE / "RESULTS.md").open("a") as fh:
-            fh.write(row)
+        path = HERE / "RESULTS.md"
+        text = path.read_text(encoding="utf-8")
+        marker = "<!-- bench_pipeline.py --record inserts rows above this line -->"
+        text = text.replace(marker, row + marker) if marker in text else text + row
+        path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
