@@ -117,6 +117,20 @@ class Clv(_Model):
         return 7 if self.time_unit == "weeks" else 1
 
 
+class Churn(_Model):
+    """Churn risk from earlier snapshots (see ``segmint.churn``)."""
+
+    enabled: bool = Field(True, description="Train and score the churn model in order-line runs.")
+    horizon_days: int = Field(
+        90, ge=7, le=730, description="Churned: no purchase within this many days of a snapshot."
+    )
+    train_snapshots: int = Field(3, ge=1, le=24, description="Training snapshots, at most.")
+    step_days: int = Field(30, ge=1, description="Days between training snapshots.")
+    min_history_days: int = Field(
+        90, ge=0, description="History needed before the first training snapshot."
+    )
+
+
 class Explain(_Model):
     """Statistics, drivers and anomalies computed for every run."""
 
@@ -206,6 +220,7 @@ class Settings(_Model):
         ),
     )
     clv: Clv = Field(default_factory=Clv)
+    churn: Churn = Field(default_factory=Churn)
     preprocess: Preprocess = Field(default_factory=Preprocess)
     clustering: Clustering = Field(default_factory=Clustering)
     explain: Explain = Field(default_factory=Explain)

@@ -20,10 +20,12 @@ import pandas as pd
 
 from . import io, preprocess
 from ._version import __version__
+from .churn import churn_risk
 from .cluster import make_segmenter
 from .config import Settings
 from .evaluate import metrics
 from .evaluate.select_k import Decision
+from .exceptions import SegmintError
 from .explain import Insights, explain
 from .features import CustomerFeatures, build_features
 from .features.build import DESCRIPTIVE
@@ -32,7 +34,7 @@ from .model import SegmentationModel, score_matrix
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, str], None]  # (stage, detail)
-STAGES = ("ingest", "features", "preprocess", "cluster", "explain")
+STAGES = ("ingest", "features", "churn", "preprocess", "cluster", "explain")
 
 
 @dataclass
@@ -103,6 +105,8 @@ def run(
         if settings.features:
             feats = feats.select(settings.features)
         feats, dropped = feats.drop_uninformative()
+    with _stage("churn", timings, progress):
+        churn = _churn(ing, feats, settings)
     frame = feats.frame
     log.info("rows %s; %d customers; features %s", ing.rows, len(frame), feats.names)
     with _stage("preprocess", timings, progress):
@@ -180,6 +184,7 @@ def run(
         },
         "customers_detail": {k: v for k, v in feats.info.items() if k != "clv"},
         "clv": feats.info.get("clv"),
+        "churn": churn,
         "preprocessing": prep_report,
         "explain": {
             "tests": len(insights.tests.tests),
@@ -212,6 +217,20 @@ def run(
         insights=insights,
         embedding_sample=embedding,
     )
+
+
+def _churn(ing: Ingested, feats: CustomerFeatures, settings: Settings) -> dict[str, Any] | None:
+    """Add ``churn_probability`` to the customer table; the evaluation for the manifest."""
+    if ing.transactions is None or not settings.churn.enabled or feats.observation_end is None:
+        return None
+    try:
+        res = churn_risk(
+            ing.transactions, feats.frame, feats.observation_end, settings.churn, seed=settings.seed
+        )
+    except SegmintError as exc:
+        return {"skipped": str(exc)}
+    feats.frame = feats.frame.merge(res.scores, on="customer_id", how="left")
+    return {**res.metrics, "calibration": res.calibration.to_dict("records")}
 
 
 def _clv_params(report: dict | None) -> dict | None:

@@ -55,6 +55,8 @@ def profile_segments(
         at_risk = (1 - df["p_alive"]) * df[revenue] if revenue and revenue in df else None
         if at_risk is not None:
             out["value_at_risk"] = at_risk.groupby(df["segment"]).sum()
+    if "churn_probability" in df:
+        out["expected_churn_rate"] = g["churn_probability"].mean()
     if "rfm_segment" in df:
         out["top_rfm_segment"] = g["rfm_segment"].agg(lambda s: s.mode().iloc[0])
         out["top_rfm_share"] = g["rfm_segment"].agg(lambda s: (s == s.mode().iloc[0]).mean())
