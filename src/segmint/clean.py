@@ -21,7 +21,6 @@ import datetime as _dt
 from dataclasses import dataclass, field
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from . import parsing
@@ -229,20 +228,13 @@ def clean_transactions(
     )
 
 
-@ibis.udf.scalar.builtin(name="hash")
-def _hash(value) -> dt.uint64:  # type: ignore[no-untyped-def, empty-body]
-    """DuckDB's 64-bit hash, for any type. Ibis's ``Value.hash()`` compiles to
-    ``CAST(CAST(HASH(x) AS BIT) AS BIGINT)``, a round trip through a bit string that made
-    hashing the dominant cost of typing the lines."""
-
-
 def _row_hash(t: ir.Table, columns: list[str]) -> ir.IntegerValue:
     """A 64-bit hash of a row's raw values: XOR of the columns' hashes (1.7x faster than a
     struct or multi-argument hash here). Its blind spot, values swapped between two columns,
     is closed by the exact comparison of the mapped columns that follows."""
-    h = _hash(t[columns[0]])
+    h = parsing.hash64(t[columns[0]])
     for c in columns[1:]:
-        h = h ^ _hash(t[c])
+        h = h ^ parsing.hash64(t[c])
     return h
 
 

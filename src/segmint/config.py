@@ -129,6 +129,9 @@ class Churn(_Model):
     min_history_days: int = Field(
         90, ge=0, description="History needed before the first training snapshot."
     )
+    sample_customers: int = Field(
+        100_000, ge=1000, description="Customers (hash sample) in the training/test snapshots."
+    )
 
 
 class Explain(_Model):
