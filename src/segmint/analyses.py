@@ -1,6 +1,7 @@
 """Analyses beside segmentation, each a thin orchestration over ``ingest`` and one stage:
-``analyze_effect`` (does an attribute change an outcome?) and ``validate_clv`` (fit the CLV
-models on a calibration period and compare predictions with a holdout period).
+``analyze_effect`` (does an attribute change an outcome?), ``validate_clv`` (fit the CLV
+models on a calibration period and compare predictions with a holdout period) and
+``track_segments`` (segments, migration and drift over snapshots).
 
 Like ``pipeline.run`` these read only through ``ingest`` and write nothing.
 """
@@ -22,6 +23,8 @@ from .features.behaviour import default_observation_end
 from .features.clv import BetaGeo, GammaGamma
 from .features.clv_summary import clv_summary
 from .ingest import Ingested, ingest
+from .pipeline import RunResult, run
+from .temporal import Tracking, snapshot_dates, track
 
 
 def analyze_effect(
@@ -151,3 +154,33 @@ def validate_clv(
         time_unit=settings.clv.time_unit,
         ingested=ing,
     )
+
+
+def track_segments(
+    settings: Settings,
+    every: str,
+    *,
+    refit: bool = False,
+    progress: Any = None,
+) -> tuple[Tracking, RunResult]:
+    """Fit the run's model on all of ``settings.inputs`` (order lines), then follow the
+    segments over monthly or quarterly snapshots (see ``segmint.temporal``)."""
+    result = run(settings, progress=progress)
+    tx = result.ingested.transactions
+    if tx is None:
+        raise InputError(
+            "tracking segments over time needs order lines (with dates); got a customer table.",
+            path=", ".join(i["path"] for i in result.ingested.inputs),
+        )
+    first = pd.Timestamp(tx.lines.ts.min().execute()).to_pydatetime()
+    end = result.features.observation_end
+    dates = snapshot_dates(first, end, every)
+    tracking = track(
+        tx,
+        result.model,
+        dates,
+        refit=refit,
+        lapsed_days=settings.churn.horizon_days,
+        seed=settings.seed,
+    )
+    return tracking, result

@@ -37,6 +37,7 @@ from .exceptions import SegmintError
 from .features import build_features
 from .features.clv import BetaGeo, ModelError
 from .features.clv_summary import clv_summary
+from .io import temp_name
 from .parsing import hash64
 
 FEATURES = (
@@ -105,7 +106,10 @@ def sample_lines(tx: CleanTransactions, share: float) -> CleanTransactions:
         return tx
     lines = tx.lines
     bucket = (hash64(lines.customer_id) % 10_000).cast("int64")
-    return dataclasses.replace(tx, lines=lines.filter(bucket < round(share * 10_000)))
+    kept = lines.filter(bucket < round(share * 10_000))
+    # materialised once: every snapshot then scans the sample, not all the lines
+    kept = lines.get_backend().create_table(temp_name("churn_sample"), kept, temp=True)
+    return dataclasses.replace(tx, lines=kept)
 
 
 def snapshot(tx: CleanTransactions, at: _dt.datetime, horizon_days: int | None) -> pd.DataFrame:

@@ -278,6 +278,60 @@ def clv(
     _guard(go)
 
 
+@app.command("track")
+def track_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Order lines (and optionally attributes).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")],
+    every: Annotated[str, typer.Option(help="Snapshot every month or quarter.")] = "month",
+    refit: Annotated[
+        bool, typer.Option(help="Refit k-means at each snapshot (IDs matched, Hungarian).")
+    ] = False,
+    config: Annotated[Path | None, typer.Option(help="TOML or YAML settings file.")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Fix the number of segments.")] = None,
+    column: Annotated[
+        list[str] | None, typer.Option("--map", help="canonical=column, repeatable.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Segments over time: snapshots, migration (Sankey), size/revenue trends, drift alerts."""
+
+    def go() -> None:
+        from .analyses import track_segments
+        from .pipeline import STAGES
+        from .store import save_tracking
+
+        base = Settings.from_file(config) if config else Settings()
+        settings = base.merged(
+            {
+                "inputs": [str(p) for p in inputs],
+                "out": str(out_dir / "run"),
+                "seed": seed,
+                "columns": _parse_map(column) or None,
+                "clustering": {"k": k},
+            }
+        )
+        if every not in {"month", "quarter"}:
+            raise SegmintError(f"--every must be 'month' or 'quarter', got {every!r}")
+        with _Bar((*STAGES, "snapshots")) as bar:
+            tracking, result = track_segments(settings, every, refit=refit, progress=bar)
+            bar("snapshots", "done")
+        result.save(out_dir / "run")
+        save_tracking(tracking, out_dir, every, settings)
+        flows = tracking.flows
+        out.print(
+            f"[bold green]{len(tracking.snapshots)} snapshots[/] ({every}, {tracking.mode}); "
+            f"{result.k} segments; customers {flows.customers.iloc[0]:,} → "
+            f"{flows.customers.iloc[-1]:,}"
+        )
+        for a in tracking.alerts[:10]:
+            out.print(f"[yellow]alert:[/] {a}")
+        if len(tracking.alerts) > 10:
+            out.print(f"… and {len(tracking.alerts) - 10} more alerts (track.json)")
+        out.print(f"report: {out_dir / 'track_report.html'} (the fitted run: {out_dir / 'run'})")
+
+    _guard(go)
+
+
 def _iso_date(text: str, option: str) -> Any:
     import datetime as dt
 

@@ -19,9 +19,11 @@ from .io import ROW
 
 if TYPE_CHECKING:
     from .analyses import ClvValidation
+    from .config import Settings
     from .explain.effect import EffectResult
     from .ingest import Ingested
     from .pipeline import RunResult
+    from .temporal import Tracking
 
 QUARANTINE = "quarantine.parquet"
 
@@ -95,6 +97,26 @@ def save_clv(res: ClvValidation, out: Path) -> Path:
     res.customers.to_parquet(out / "clv_customers.parquet", index=False)
     clv_holdout(res.holdout, res.time_unit).write_html(
         out / "clv_holdout.html", include_plotlyjs=True, full_html=True
+    )
+    return out
+
+
+def save_tracking(t: Tracking, out: Path, every: str, settings: Settings) -> Path:
+    """``segmint track`` results: tables, ``track.json`` and ``track_report.html``."""
+    from .report.tracking import write_tracking_report
+    from .temporal import summary
+
+    out.mkdir(parents=True, exist_ok=True)
+    t.assignments.to_parquet(out / "assignments.parquet", index=False)
+    t.migration.to_csv(out / "migration.csv", index=False)
+    t.sizes.to_csv(out / "sizes.csv", index=False)
+    t.flows.to_csv(out / "flows.csv", index=False)
+    t.drift.to_csv(out / "drift.csv", index=False)
+    t.shifts.to_csv(out / "centroid_shift.csv", index=False)
+    info = {**summary(t), "every": every, "config_hash": settings.hash()}
+    (out / "track.json").write_text(json.dumps(finite(info), indent=2), encoding="utf-8")
+    write_tracking_report(
+        t, out / "track_report.html", every=every, lapsed=settings.churn.horizon_days
     )
     return out
 

@@ -276,3 +276,73 @@ def clv_holdout(table: pd.DataFrame, unit: str) -> go.Figure:
         margin=dict(t=40, b=40, l=50, r=10),
     )
     return fig
+
+
+def sankey(migration: pd.DataFrame, names: list[str], dates: list) -> go.Figure:
+    """Customers flowing between segments from one snapshot to the next (``new`` enters)."""
+    labels: list[str] = []
+    index: dict[tuple, int] = {}
+    colors: list[str] = []
+
+    def node(at: object, seg: str) -> int:
+        key = (str(at)[:10], seg)
+        if key not in index:
+            index[key] = len(labels)
+            name = (
+                "new customers"
+                if seg == "new"
+                else names[int(seg)]
+                if int(seg) < len(names)
+                else seg
+            )
+            labels.append(f"{key[0]} · {name}")
+            colors.append("#cccccc" if seg == "new" else _color(int(seg)))
+        return index[key]
+
+    src, dst, val = [], [], []
+    for r in migration.itertuples():
+        src.append(node(r.from_snapshot, str(r.from_segment)))
+        dst.append(node(r.to_snapshot, str(r.to_segment)))
+        val.append(int(r.customers))
+    fig = go.Figure(
+        go.Sankey(
+            node=dict(label=labels, color=colors, pad=8, thickness=12),
+            link=dict(source=src, target=dst, value=val),
+        )
+    )
+    fig.update_layout(height=520, margin=dict(t=10, b=10, l=10, r=10))
+    return fig
+
+
+def trends(sizes: pd.DataFrame) -> go.Figure:
+    """Segment size and in-period revenue at each snapshot."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("customers", "revenue in the period"))
+    for s, part in sizes.groupby("segment"):
+        label = f"{s}: {part.segment_name.iloc[0]}"
+        style = dict(mode="lines+markers", line_color=_color(int(s)), legendgroup=str(s))
+        fig.add_trace(go.Scatter(x=part.snapshot, y=part.customers, name=label, **style), 1, 1)
+        fig.add_trace(
+            go.Scatter(x=part.snapshot, y=part.revenue, name=label, showlegend=False, **style), 1, 2
+        )
+    fig.update_layout(height=380, margin=dict(t=30, b=20, l=40, r=10))
+    return fig
+
+
+def drift_heatmap(drift: pd.DataFrame) -> go.Figure | None:
+    if drift.empty:
+        return None
+    z = drift.pivot(index="feature", columns="snapshot", values="psi")
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.to_numpy(dtype=float),
+            x=[str(c)[:10] for c in z.columns],
+            y=z.index.tolist(),
+            colorscale=[[0, "#f7fbff"], [0.4, "#fdd49e"], [1, "#d7301f"]],
+            zmin=0,
+            zmax=max(0.3, float(np.nanmax(z.to_numpy(dtype=float)))),
+            colorbar_title="PSI",
+            hovertemplate="%{y} at %{x}: PSI %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(height=120 + 24 * len(z), margin=dict(t=10, b=10, l=10, r=10))
+    return fig
