@@ -140,7 +140,7 @@ class ChurnResult:
 
 
 def _model(seed: int) -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(max_iter=200, early_stopping=True, random_state=seed)
+    return HistGradientBoostingClassifier(max_iter=100, early_stopping=True, random_state=seed)
 
 
 def _evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

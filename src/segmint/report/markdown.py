@@ -67,6 +67,15 @@ def render_summary(result: RunResult) -> str:
         if s.distinguishing:
             lines.append(f"  Sets them apart: {s.distinguishing}.")
         lines.append(f"  Message: “{s.message}”; discount: {s.discount}; watch: {s.kpi}.")
+        extra = []
+        if "expected_churn_rate" in segs:
+            days = (m.get("churn") or {}).get("horizon_days", "")
+            extra.append(f"churn risk ({days} days) {pct(s.expected_churn_rate)}")
+        if "clv_total" in segs:
+            extra.append(f"predicted CLV {num(s.clv_total)}")
+        if extra:
+            text = "; ".join(extra)
+            lines.append(f"  {text[:1].upper()}{text[1:]}.")
         lines.append("")
     q = rows["quarantined"]
     lines += [
