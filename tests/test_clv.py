@@ -192,3 +192,17 @@ def test_run_carries_clv_columns(tmp_path):
     assert "clv" not in result.features.numeric  # profiled, not clustered by default
     scored = result.predict(tmp_path / "o.parquet")
     assert (scored.segment.to_numpy() == c.segment.to_numpy()).all()
+
+
+def test_clv_columns_as_segmentation_features_survive_reload(tmp_path):
+    from segmint.synth import generate_orders
+
+    generate_orders(2000, tmp_path / "o.parquet", seed=2)
+    feats = ["recency_days", "frequency", "monetary", "p_alive", "clv"]
+    result = segmint.segment(tmp_path / "o.parquet", features=feats)
+    model = segmint.load_model(str(result.save(tmp_path / "run")))
+    assert model.meta["clv_params"]["bgnbd"]["params"]["r"] > 0
+    from segmint.predict import predict
+
+    scored = predict(model, str(tmp_path / "o.parquet"))  # CLV re-derived with saved params
+    assert (scored.segment.to_numpy() == result.customers.segment.to_numpy()).all()
