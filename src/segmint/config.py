@@ -77,8 +77,27 @@ class Preprocess(_Model):
     max_categories: int = Field(12, ge=2, description="One-hot at most this many levels.")
 
 
+ALGORITHMS = (
+    "kmeans",
+    "minibatch",
+    "bisecting",
+    "ward",
+    "average",
+    "complete",
+    "gmm",
+    "dbscan",
+    "hdbscan",
+)
+
+
 class Clustering(_Model):
-    algorithm: Literal["kmeans"] = "kmeans"
+    algorithm: Literal[ALGORITHMS] = Field(  # type: ignore[valid-type]
+        "kmeans",
+        description=(
+            "kmeans | minibatch | bisecting (k-means family), ward | average | complete "
+            "(hierarchical), gmm (Gaussian mixture), dbscan | hdbscan (density; noise = -1)"
+        ),
+    )
     k: int | None = Field(None, ge=2, description="Fix the number of segments.")
     k_min: int = Field(2, ge=2)
     k_max: int = Field(10, ge=2)
@@ -90,6 +109,28 @@ class Clustering(_Model):
     bootstrap: int = Field(200, ge=10, description="Bootstrap resamples for silhouette CI.")
     min_segment_share: float = Field(
         0.005, ge=0, lt=0.5, description="A k whose smallest segment is smaller is not eligible."
+    )
+    max_fit_sample: int = Field(
+        10_000,
+        ge=100,
+        le=100_000,
+        description=(
+            "Hierarchical and density methods are O(n^2): above this many customers they fit "
+            "on a sample and extend to everyone (nearest centre / nearest core point)."
+        ),
+    )
+    covariance: Literal["full", "diag"] = Field("full", description="Gaussian mixture shape.")
+    low_confidence: float = Field(
+        0.6, gt=0, le=1, description="Mixture: flag customers whose top posterior is below."
+    )
+    eps: float | None = Field(
+        None, gt=0, description="DBSCAN radius; default: the knee of the k-distance curve."
+    )
+    min_samples: int | None = Field(
+        None, ge=2, description="DBSCAN/HDBSCAN density threshold; default: 2 x features."
+    )
+    min_cluster_size: int | None = Field(
+        None, ge=2, description="HDBSCAN smallest segment; default: 1% of the fitted rows."
     )
 
     @model_validator(mode="after")

@@ -17,26 +17,47 @@ import skops.io as sio
 
 from . import preprocess
 from ._version import __version__
-from .cluster.kmeans import centroid_scores
+from .cluster.base import Assigner
 from .exceptions import ArtifactError
 
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "segmint.", "builtins.")
 
 
+NOISE_NAME = "Outliers"
+
+
 def score_matrix(
-    X: np.ndarray, centers: np.ndarray, names: list[str], ids: pd.Series
+    X: np.ndarray,
+    assigner: Assigner,
+    names: list[str],
+    ids: pd.Series,
+    *,
+    labels: np.ndarray | None = None,
+    low_confidence: float = 0.6,
 ) -> pd.DataFrame:
-    """customer_id, segment, segment_name, distance, confidence for preprocessed rows."""
-    labels, dist, conf = centroid_scores(X, centers)
-    return pd.DataFrame(
+    """customer_id, segment, segment_name, distance, confidence for preprocessed rows (noise
+    is segment -1, "Outliers"). Mixture models add ``prob_<segment>`` columns and
+    ``low_confidence`` (top posterior below the threshold). ``labels`` (from the fit)
+    override the assigner's labels for the training customers."""
+    lab, dist, conf = assigner.score(X)
+    if labels is not None:
+        lab = np.asarray(labels, dtype=np.int32)
+    named = np.asarray([*names, NOISE_NAME], dtype=object)
+    out = pd.DataFrame(
         {
             "customer_id": ids.to_numpy(),
-            "segment": labels.astype(np.int32),
-            "segment_name": np.asarray(names, dtype=object)[labels],
+            "segment": lab.astype(np.int32),
+            "segment_name": named[np.where(lab < 0, len(names), lab)],
             "distance": dist,
             "confidence": conf,
         }
     )
+    proba = assigner.proba(X)
+    if proba is not None:
+        for j in range(proba.shape[1]):
+            out[f"prob_{j}"] = proba[:, j]
+        out["low_confidence"] = out["confidence"] < low_confidence
+    return out
 
 
 class SegmentationModel:
@@ -45,7 +66,7 @@ class SegmentationModel:
     Parameters
     ----------
     preprocessor : sklearn ColumnTransformer (fitted)
-    estimator : sklearn KMeans (fitted; centres ordered by segment)
+    estimator : segmint.cluster.base.Assigner (places new customers in the segments)
     meta : dict
         JSON-serialisable: version, config_hash, settings, kind, numeric, categorical,
         categories (for category-share features), segment_names.
@@ -74,8 +95,9 @@ class SegmentationModel:
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """customer_id, segment, segment_name, distance, confidence for a features frame."""
         X = self.transform(frame)
+        low = self.meta.get("settings", {}).get("clustering", {}).get("low_confidence", 0.6)
         return score_matrix(
-            X, self.estimator.cluster_centers_, self.segment_names, frame["customer_id"]
+            X, self.estimator, self.segment_names, frame["customer_id"], low_confidence=low
         )
 
     def save(self, path: str | Path) -> None:

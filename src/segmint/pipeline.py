@@ -135,13 +135,20 @@ def run(
             feats.numeric,
             feats.categorical,
             settings,
-            centers=seg.model_.cluster_centers_,
+            centers=seg.centers_,
             descriptive=[c for c in _descriptive_numeric(frame) if c not in feats.numeric],
             progress=(lambda d: progress("explain", d)) if progress else None,
         )
         segments = insights.segments
+        assigner = seg.assigner()
+        names = segments.loc[segments["segment"] >= 0, "segment_name"].tolist()
         scores = score_matrix(
-            X, seg.model_.cluster_centers_, segments["segment_name"].tolist(), frame["customer_id"]
+            X,
+            assigner,
+            names,
+            frame["customer_id"],
+            labels=labels,
+            low_confidence=settings.clustering.low_confidence,
         )
         customers = pd.concat(
             [
@@ -161,9 +168,10 @@ def run(
         "categorical": feats.categorical,
         "categories": feats.info.get("top_categories"),
         "clv_params": _clv_params(feats.info.get("clv")),
-        "segment_names": segments["segment_name"].tolist(),
+        "segment_names": names,
+        "algorithm": settings.clustering.algorithm,
     }
-    model = SegmentationModel(pre, seg.model_, meta)
+    model = SegmentationModel(pre, assigner, meta)
     manifest = {
         "rows": ing.rows,
         "customers": len(frame),
@@ -253,29 +261,31 @@ def _descriptive_numeric(frame: pd.DataFrame) -> list[str]:
     ]
 
 
-def _final_metrics(X: np.ndarray, seg: Any, settings: Settings) -> dict[str, float]:
+def _final_metrics(X: np.ndarray, seg: Any, settings: Settings) -> dict[str, Any]:
+    """Quality of the final segmentation; noise customers (``-1``) are left out of the
+    criteria and reported as a share."""
     labels = seg.labels_
+    ok = np.flatnonzero(labels >= 0)
     k = seg.k_
-    n = len(X)
     rng = np.random.default_rng(settings.seed + 7)
-    idx = (
-        np.arange(n)
-        if n <= settings.clustering.silhouette_sample
-        else np.sort(rng.choice(n, settings.clustering.silhouette_sample, replace=False))
-    )
+    size = settings.clustering.silhouette_sample
+    idx = ok if len(ok) <= size else np.sort(rng.choice(ok, size, replace=False))
     sil = metrics.sampled_silhouette(
         X, labels, idx, bootstrap=settings.clustering.bootstrap, seed=settings.seed
     )
-    tss = seg.tss_
+    inertia = float(seg.inertia_)
     return {
+        "algorithm": settings.clustering.algorithm,
         "silhouette": round(sil.mean, 6),
         "silhouette_ci95": [round(sil.low, 6), round(sil.high, 6)],
         "silhouette_sample": sil.n,
         "calinski_harabasz": round(
-            metrics.calinski_harabasz_from_inertia(tss, float(seg.model_.inertia_), n, k), 6
+            metrics.calinski_harabasz_from_inertia(seg.tss_, inertia, len(ok), k), 6
         ),
-        "davies_bouldin": round(metrics.davies_bouldin(X, labels), 6),
-        "inertia": float(seg.model_.inertia_),
+        "davies_bouldin": round(metrics.davies_bouldin(X[ok], labels[ok]), 6),
+        "inertia": inertia,
+        "noise_customers": int(len(labels) - len(ok)),
+        "noise_share": round(1 - len(ok) / max(len(labels), 1), 6),
     }
 
 

@@ -137,8 +137,8 @@ def track(
     """Segments at every date in ``dates`` with migration, flows and drift (module doc)."""
     features = [*model.numeric, *model.categorical]
     names = list(model.meta.get("segment_names", []))
-    k = len(model.estimator.cluster_centers_)
-    prev_centers = np.asarray(model.estimator.cluster_centers_)
+    k = model.estimator.k
+    prev_centers = np.asarray(model.estimator.centers)
     frames: list[pd.DataFrame] = []
     Xs: list[np.ndarray] = []
     numeric_at: list[pd.DataFrame] = []

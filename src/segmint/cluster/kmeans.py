@@ -1,27 +1,35 @@
-"""K-Means++ with the number of segments chosen automatically.
+"""K-Means++ (and its mini-batch and bisecting variants) with the number of segments chosen
+automatically.
 
 Candidate k are fitted on a sample (k-means++ seeding, several starts), every customer is
 assigned to the nearest centre, and the criteria are computed: inertia and Calinski–Harabasz
 and Davies–Bouldin on all rows, silhouette on a sample with a bootstrap interval. The chosen
-k is refitted with ``n_init`` starts on the sample and polished by Lloyd iterations on all
-rows. Segments are numbered by size (0 = largest) so labels do not depend on the seed's
-arbitrary order.
+k is refitted with ``n_init`` starts on the sample; plain k-means is then polished by Lloyd
+iterations on all rows, the variants assign everyone to the nearest centre (their point is
+not touching all rows). Segments are numbered by size (0 = largest) so labels do not depend
+on the seed's arbitrary order.
+
+``variant``: ``"kmeans"`` (scikit-learn ``KMeans``), ``"minibatch"`` (``MiniBatchKMeans``,
+for very large samples), ``"bisecting"`` (``BisectingKMeans``: recursive splits, tends to
+even sizes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, ClusterMixin
-from sklearn.cluster import KMeans
+from sklearn.cluster import BisectingKMeans, KMeans, MiniBatchKMeans
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..evaluate import metrics
 from ..evaluate.select_k import Decision, choose_k
 from ..exceptions import InputError
+from .base import Assigner, Candidates, candidate_row, order_by_size, relabel, sample_rows
 
 
 class KMeansSegmenter(ClusterMixin, BaseEstimator):
@@ -29,6 +37,7 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
 
     Parameters
     ----------
+    variant : {"kmeans", "minibatch", "bisecting"}, default="kmeans"
     k : int or None, default=None
         Fix the number of segments; None chooses it from ``k_min..k_max``.
     k_min, k_max : int, default=2, 10
@@ -43,16 +52,30 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
     Attributes
     ----------
     k_ : int
-    model_ : sklearn.cluster.KMeans
-        Final model; ``cluster_centers_`` ordered by segment size.
+    model_ : the final scikit-learn estimator; ``cluster_centers_`` ordered by segment size.
     labels_ : ndarray of int, shape (n,)
+    centers_ : ndarray, shape (k, d)
     selection_ : DataFrame, one row per k tried
     decision_ : Decision
     """
 
+    _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
+        "variant": [StrOptions({"kmeans", "minibatch", "bisecting"})],
+        "k": [Interval(Integral, 2, None, closed="left"), None],
+        "k_min": [Interval(Integral, 2, None, closed="left")],
+        "k_max": [Interval(Integral, 2, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "sweep_sample": [Interval(Integral, 10, None, closed="left")],
+        "silhouette_sample": [Interval(Integral, 10, None, closed="left")],
+        "bootstrap": [Interval(Integral, 1, None, closed="left")],
+        "min_segment_share": [Interval(Real, 0, 0.5, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         *,
+        variant: str = "kmeans",
         k: int | None = None,
         k_min: int = 2,
         k_max: int = 10,
@@ -63,6 +86,7 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         min_segment_share: float = 0.005,
         random_state: int = 0,
     ) -> None:
+        self.variant = variant
         self.k = k
         self.k_min = k_min
         self.k_max = k_max
@@ -76,11 +100,14 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
     def fit(
         self, X: np.ndarray, y: Any = None, *, progress: Callable[[str], None] | None = None
     ) -> KMeansSegmenter:
+        self._validate_params()
+        if self.k_max < self.k_min:
+            raise InputError(f"k_max ({self.k_max}) must be >= k_min ({self.k_min})")
         X = np.ascontiguousarray(X, dtype=np.float32)
         n = len(X)
         rng = np.random.default_rng(self.random_state)
-        fit_idx = _sample(n, self.sweep_sample, rng)
-        sil_idx = _sample(n, self.silhouette_sample, rng)
+        fit_idx = sample_rows(n, self.sweep_sample, rng)
+        sil_idx = sample_rows(n, self.silhouette_sample, rng)
         n_distinct = _distinct_rows(X[fit_idx], limit=self.k_max + 1)
         ks = [self.k] if self.k else list(range(self.k_min, self.k_max + 1))
         ks = [k for k in ks if k <= min(n_distinct, n - 1)]
@@ -91,98 +118,72 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
                 expected="more customers, more varied features, or a smaller --k",
             )
         tss = metrics.total_sum_of_squares(X)
-        rows, centers, sil_labels = [], {}, []
+        cands = Candidates([], [])
+        centers = {}
         for k in ks:
             if progress:
                 progress(f"k={k}")
-            km = KMeans(
-                n_clusters=k,
-                n_init=_sweep_starts(len(fit_idx)) if len(ks) > 1 else self.n_init,
-                random_state=self.random_state,
-            ).fit(X[fit_idx])
-            labels, inertia = metrics.assign(X, km.cluster_centers_)
-            centers[k] = km.cluster_centers_
-            sizes = np.bincount(labels, minlength=k)
-            sil_labels.append(labels[sil_idx])
-            rows.append(
-                {
-                    "k": k,
-                    "calinski_harabasz": metrics.calinski_harabasz_from_inertia(tss, inertia, n, k),
-                    "davies_bouldin": metrics.davies_bouldin(X, labels)
-                    if len(np.unique(labels)) > 1
-                    else float("nan"),
-                    "inertia": inertia,
-                    "min_segment_share": float(sizes.min() / n),
-                    "max_segment_share": float(sizes.max() / n),
-                }
-            )
+            est = self._estimator(k, _sweep_starts(len(fit_idx)) if len(ks) > 1 else self.n_init)
+            est.fit(X[fit_idx])
+            labels, inertia = metrics.assign(X, est.cluster_centers_)
+            centers[k] = est.cluster_centers_
+            cands.sil_labels.append(labels[sil_idx])
+            cands.rows.append(candidate_row(X, labels, k, tss, inertia))
         if progress:
             progress("silhouette")
-        for row, vals in zip(rows, metrics.silhouette_many(X[sil_idx], sil_labels), strict=True):
-            sil = metrics.bootstrap_mean(vals, bootstrap=self.bootstrap, seed=self.random_state)
-            row.update(silhouette=sil.mean, silhouette_low=sil.low, silhouette_high=sil.high)
-        cols = ["k", "silhouette", "silhouette_low", "silhouette_high", "calinski_harabasz"]
-        table = pd.DataFrame(rows)
-        table = table[cols + [c for c in table.columns if c not in cols]]
+        table = cands.table(X[sil_idx], self.bootstrap, self.random_state)
         decision = choose_k(table, min_segment_share=self.min_segment_share)
         k = decision.k
         if progress:
             progress(f"final k={k}")
-        init = centers[k]
-        if len(ks) > 1 and self.n_init > 2:
-            best = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state + 1)
-            best.fit(X[fit_idx])
-            if best.inertia_ < KMeans(n_clusters=k, init=init, n_init=1).fit(X[fit_idx]).inertia_:
-                init = best.cluster_centers_
-        final = KMeans(n_clusters=k, init=init, n_init=1, random_state=self.random_state).fit(X)
-        sizes = np.bincount(final.labels_, minlength=k)
-        order = np.lexsort((final.cluster_centers_[:, 0], -sizes))
+        final = self._final(X, fit_idx, k, centers[k], several=len(ks) > 1)
+        labels, inertia = metrics.assign(X, final.cluster_centers_)
+        remap = order_by_size(labels, k)
+        order = np.argsort(remap)
         final.cluster_centers_ = final.cluster_centers_[order]
-        remap = np.empty(k, dtype=np.int64)
-        remap[order] = np.arange(k)
-        final.labels_ = remap[final.labels_].astype(np.int32)
         table["chosen"] = table["k"] == k
         self.k_ = k
         self.model_ = final
-        self.labels_ = final.labels_
+        self.labels_ = relabel(labels, remap)
+        self.centers_ = np.asarray(final.cluster_centers_, dtype=np.float32)
+        self.inertia_ = inertia
         self.selection_ = table
         self.decision_: Decision = decision
         self.tss_ = tss  # total sum of squares, reused for Calinski–Harabasz of the final model
         self.n_features_in_ = X.shape[1]
         return self
 
+    def _estimator(self, k: int, n_init: int, init: Any = "k-means++") -> Any:
+        seed = self.random_state
+        if self.variant == "minibatch":
+            return MiniBatchKMeans(
+                n_clusters=k, n_init=n_init, init=init, random_state=seed, batch_size=4096
+            )
+        if self.variant == "bisecting":
+            return BisectingKMeans(n_clusters=k, n_init=n_init, random_state=seed)
+        return KMeans(n_clusters=k, n_init=n_init, init=init, random_state=seed)
+
+    def _final(self, X: np.ndarray, fit_idx: np.ndarray, k: int, init: np.ndarray, several: bool):
+        """The chosen k: the best of the sweep's model and ``n_init`` fresh starts; plain
+        k-means is then polished on all rows."""
+        if self.variant == "bisecting":
+            return self._estimator(k, self.n_init).fit(X[fit_idx])
+        if several and self.n_init > 2:
+            best = self._estimator(k, self.n_init)
+            best.random_state = self.random_state + 1
+            best.fit(X[fit_idx])
+            if best.inertia_ < self._estimator(k, 1, init).fit(X[fit_idx]).inertia_:
+                init = best.cluster_centers_
+        if self.variant == "minibatch":
+            return self._estimator(k, 1, init).fit(X[fit_idx])
+        return KMeans(n_clusters=k, init=init, n_init=1, random_state=self.random_state).fit(X)
+
+    def assigner(self) -> Assigner:
+        check_is_fitted(self, "centers_")
+        return Assigner("centroid", self.centers_)
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        check_is_fitted(self, "model_")
-        labels, _ = metrics.assign(np.asarray(X, dtype=np.float32), self.model_.cluster_centers_)
-        return labels.astype(np.int32)
-
-
-def centroid_scores(
-    X: np.ndarray, centers: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Labels, distance to the own centre, and confidence in [0, 1] for each row.
-
-    Confidence is ``1 − d1/d2`` with d1, d2 the distances to the nearest and second
-    nearest centres: 0 on the border between two segments, 1 at the centre.
-    """
-    X = np.asarray(X, dtype=np.float32)
-    C = np.asarray(centers, dtype=np.float32)
-    n = len(X)
-    labels = np.empty(n, dtype=np.int32)
-    d1 = np.empty(n, dtype=np.float64)
-    conf = np.empty(n, dtype=np.float64)
-    cc = np.einsum("ij,ij->i", C, C)[None, :]
-    for s in range(0, n, 262_144):
-        blk = X[s : s + 262_144]
-        d2 = np.einsum("ij,ij->i", blk, blk)[:, None] - 2.0 * blk @ C.T + cc
-        d = np.sqrt(np.maximum(d2, 0.0))
-        part = np.partition(d, 1, axis=1) if C.shape[0] > 1 else np.hstack([d, d])
-        e = s + len(blk)
-        labels[s:e] = d.argmin(axis=1)
-        d1[s:e] = part[:, 0]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            conf[s:e] = np.nan_to_num(1.0 - part[:, 0] / part[:, 1], nan=0.0)
-    return labels, d1, np.clip(conf, 0.0, 1.0)
+        return self.assigner().predict(X)
 
 
 def _sweep_starts(n_fit: int) -> int:
@@ -194,12 +195,6 @@ def _sweep_starts(n_fit: int) -> int:
     if n_fit <= 50_000:
         return 4
     return 2
-
-
-def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    if n <= size:
-        return np.arange(n)
-    return np.sort(rng.choice(n, size=size, replace=False))
 
 
 def _distinct_rows(X: np.ndarray, limit: int) -> int:

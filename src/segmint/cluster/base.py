@@ -1,0 +1,197 @@
+"""What every segmenter shares: size-ordered labels, segment centres, scoring of candidate
+k, and the ``Assigner`` a saved model uses to place new customers.
+
+After ``fit`` every segmenter has ``labels_`` (int32; ``-1`` = noise, "Outliers"), ``k_``
+(segments, noise excluded), ``centers_`` (k × d, in the preprocessed space, ordered like
+the labels), ``inertia_`` and ``tss_`` (sums of squares for Calinski–Harabasz),
+``selection_`` (one row per candidate) and ``decision_`` (what was chosen and why), and
+``assigner()`` for the saved model. Segments are numbered by size, 0 = largest, so labels
+do not depend on a seed's arbitrary order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..evaluate import metrics
+
+
+def centroid_scores(
+    X: np.ndarray, centers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, distance to the own centre, and confidence in [0, 1] for each row.
+
+    Confidence is ``1 − d1/d2`` with d1, d2 the distances to the nearest and second
+    nearest centres: 0 on the border between two segments, 1 at the centre.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    C = np.asarray(centers, dtype=np.float32)
+    n = len(X)
+    labels = np.empty(n, dtype=np.int32)
+    d1 = np.empty(n, dtype=np.float64)
+    conf = np.empty(n, dtype=np.float64)
+    cc = np.einsum("ij,ij->i", C, C)[None, :]
+    for s in range(0, n, 262_144):
+        blk = X[s : s + 262_144]
+        d2 = np.einsum("ij,ij->i", blk, blk)[:, None] - 2.0 * blk @ C.T + cc
+        d = np.sqrt(np.maximum(d2, 0.0))
+        part = np.partition(d, 1, axis=1) if C.shape[0] > 1 else np.hstack([d, d])
+        e = s + len(blk)
+        labels[s:e] = d.argmin(axis=1)
+        d1[s:e] = part[:, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            conf[s:e] = np.nan_to_num(1.0 - part[:, 0] / part[:, 1], nan=0.0)
+    return labels, d1, np.clip(conf, 0.0, 1.0)
+
+
+class Assigner:
+    """Places new customers in the segments of a fitted model (saved with the model).
+
+    ``kind``:
+
+    - ``"centroid"``: nearest centre (k-means family, hierarchical);
+    - ``"mixture"``: highest posterior of a Gaussian mixture (``order`` maps segment →
+      mixture component); confidence = that posterior; ``proba`` per segment;
+    - ``"density"``: the label of the nearest *core* point when it is within ``radius``,
+      else noise (``-1``) — DBSCAN's own rule for new points.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        centers: np.ndarray,
+        *,
+        mixture: Any = None,
+        order: np.ndarray | None = None,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        radius: float | None = None,
+    ) -> None:
+        self.kind = kind
+        self.centers = np.asarray(centers, dtype=np.float32)
+        self.mixture = mixture
+        self.order = order
+        self.points = points
+        self.point_labels = point_labels
+        self.radius = radius
+
+    @property
+    def k(self) -> int:
+        return len(self.centers)
+
+    def proba(self, X: np.ndarray) -> np.ndarray | None:
+        if self.kind != "mixture":
+            return None
+        return self.mixture.predict_proba(np.asarray(X, dtype=np.float64))[:, self.order]
+
+    def score(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(labels, distance to the own centre, confidence in [0, 1]) per row."""
+        labels, dist, conf = centroid_scores(X, self.centers)
+        if self.kind == "mixture":
+            p = self.proba(X)
+            labels = p.argmax(axis=1).astype(np.int32)
+            conf = p.max(axis=1)
+            diff = np.asarray(X, dtype=np.float32) - self.centers[labels]
+            dist = np.sqrt(np.einsum("ij,ij->i", diff, diff)).astype(np.float64)
+        elif self.kind == "density":
+            near, d = _nearest(self.points, np.asarray(X, dtype=np.float32))
+            labels = np.where(d <= self.radius, self.point_labels[near], -1).astype(np.int32)
+            noise = labels < 0
+            conf = np.where(noise, 0.0, conf)
+            dist = np.where(noise, np.nan, dist)
+            if (~noise).any():  # distance and confidence against the assigned segment
+                diff = np.asarray(X, dtype=np.float32)[~noise] - self.centers[labels[~noise]]
+                dist[~noise] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        return labels, dist, conf
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.score(X)[0]
+
+
+def _nearest(points: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=1).fit(points)
+    d, i = nn.kneighbors(X)
+    return i[:, 0], d[:, 0]
+
+
+def order_by_size(labels: np.ndarray, k: int) -> np.ndarray:
+    """Map old label → new label so that 0 is the largest segment (noise stays -1)."""
+    sizes = np.bincount(labels[labels >= 0], minlength=k)
+    order = np.argsort(-sizes, kind="stable")
+    remap = np.empty(k, dtype=np.int32)
+    remap[order] = np.arange(k, dtype=np.int32)
+    return remap
+
+
+def relabel(labels: np.ndarray, remap: np.ndarray) -> np.ndarray:
+    out = np.asarray(labels).astype(np.int32).copy()
+    ok = out >= 0
+    out[ok] = remap[out[ok]]
+    return out
+
+
+def segment_means(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each segment's rows (noise excluded), shape (k, d)."""
+    ok = labels >= 0
+    sums = np.zeros((k, X.shape[1]), dtype=np.float64)
+    np.add.at(sums, labels[ok], X[ok])
+    counts = np.maximum(np.bincount(labels[ok], minlength=k), 1)[:, None]
+    return (sums / counts).astype(np.float32)
+
+
+def sample_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    if n <= size:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=size, replace=False))
+
+
+@dataclass
+class Candidates:
+    """Scores of candidate segmentations (one row per k), the input of ``choose_k``."""
+
+    rows: list[dict]
+    sil_labels: list[np.ndarray]
+
+    def table(self, X_sil: np.ndarray, bootstrap: int, seed: int) -> pd.DataFrame:
+        for row, vals in zip(
+            self.rows, metrics.silhouette_many(X_sil, self.sil_labels), strict=True
+        ):
+            sil = metrics.bootstrap_mean(vals, bootstrap=bootstrap, seed=seed)
+            row.update(silhouette=sil.mean, silhouette_low=sil.low, silhouette_high=sil.high)
+        cols = ["k", "silhouette", "silhouette_low", "silhouette_high", "calinski_harabasz"]
+        table = pd.DataFrame(self.rows)
+        return table[cols + [c for c in table.columns if c not in cols]]
+
+
+def candidate_row(
+    X: np.ndarray, labels: np.ndarray, k: int, tss: float, inertia: float | None = None
+) -> dict:
+    """Calinski–Harabasz, Davies–Bouldin, inertia and segment shares of one labelling of all
+    rows (noise, if any, excluded from the criteria and counted)."""
+    ok = labels >= 0
+    n = len(labels)
+    if inertia is None:
+        centers = segment_means(X, labels, k)
+        diff = X[ok] - centers[labels[ok]]
+        inertia = float(np.einsum("ij,ij->", diff, diff))
+    sizes = np.bincount(labels[ok], minlength=k)
+    distinct = len(np.unique(labels[ok]))
+    return {
+        "k": k,
+        "calinski_harabasz": metrics.calinski_harabasz_from_inertia(tss, inertia, int(ok.sum()), k)
+        if distinct > 1
+        else float("nan"),
+        "davies_bouldin": metrics.davies_bouldin(X[ok], labels[ok])
+        if distinct > 1
+        else float("nan"),
+        "inertia": inertia,
+        "min_segment_share": float(sizes.min() / n) if k else 0.0,
+        "max_segment_share": float(sizes.max() / n) if k else 0.0,
+        "noise_share": float((~ok).mean()),
+    }
