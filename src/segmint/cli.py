@@ -107,6 +107,13 @@ def run(
     features: Annotated[str | None, typer.Option(help="Comma-separated features to use.")] = None,
     kind: Annotated[str | None, typer.Option(help="auto | transactions | customers")] = None,
     k: Annotated[int | None, typer.Option("--k", help="Fix the number of segments (>= 2).")] = None,
+    algorithm: Annotated[
+        str | None,
+        typer.Option(
+            help="kmeans | minibatch | bisecting | ward | average | complete | gmm | dbscan | "
+            "hdbscan"
+        ),
+    ] = None,
     k_min: Annotated[int | None, typer.Option(help="Smallest k to try.")] = None,
     k_max: Annotated[int | None, typer.Option(help="Largest k to try.")] = None,
     column: Annotated[
@@ -136,7 +143,7 @@ def run(
             "delimiter": delimiter,
             "memory_limit": memory_limit,
             "columns": _parse_map(column) or None,
-            "clustering": {"k": k, "k_min": k_min, "k_max": k_max},
+            "clustering": {"k": k, "k_min": k_min, "k_max": k_max, "algorithm": algorithm},
         }
         settings = base.merged(overrides)
         if not settings.inputs:

@@ -53,6 +53,7 @@ class RunResult:
     preprocessing: dict[str, Any]
     insights: Insights = field(repr=False)
     embedding_sample: pd.DataFrame = field(repr=False)
+    diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def k(self) -> int:
@@ -136,6 +137,7 @@ def run(
             feats.categorical,
             settings,
             centers=seg.centers_,
+            log_likelihood=getattr(seg, "log_likelihood_", None),
             descriptive=[c for c in _descriptive_numeric(frame) if c not in feats.numeric],
             progress=(lambda d: progress("explain", d)) if progress else None,
         )
@@ -205,6 +207,7 @@ def run(
             "headline": insights.headline,
         },
         "selection": {
+            "algorithm": settings.clustering.algorithm,
             "k_range": [settings.clustering.k_min, settings.clustering.k_max],
             "fixed_k": settings.clustering.k,
             "votes": seg.decision_.votes,
@@ -224,6 +227,7 @@ def run(
         preprocessing=prep_report,
         insights=insights,
         embedding_sample=embedding,
+        diagnostics=cluster_diagnostics(seg),
     )
 
 
@@ -259,6 +263,25 @@ def _descriptive_numeric(frame: pd.DataFrame) -> list[str]:
         and pd.api.types.is_numeric_dtype(frame[c])
         and not pd.api.types.is_bool_dtype(frame[c])
     ]
+
+
+def cluster_diagnostics(seg: Any) -> dict[str, Any]:
+    """Method-specific curves for the report: BIC (mixtures), the k-distance curve (DBSCAN,
+    HDBSCAN) and the top of the dendrogram (hierarchical)."""
+    out: dict[str, Any] = {}
+    table = seg.selection_
+    if "bic" in table:
+        out["bic"] = table[["k", "bic"]].to_dict("list")
+    if hasattr(seg, "kdist_"):
+        kd = seg.kdist_
+        idx = np.unique(np.linspace(0, len(kd) - 1, min(len(kd), 400)).astype(int))
+        out["kdist"] = {"rank": idx.tolist(), "distance": kd[idx].tolist(), "eps": seg.eps_}
+    if hasattr(seg, "linkage_"):
+        out["linkage"] = seg.linkage_
+        out["fitted_on_sample"] = bool(seg.fitted_on_sample_)
+    if hasattr(seg, "low_confidence_count_"):
+        out["low_confidence"] = seg.low_confidence_count_
+    return out
 
 
 def _final_metrics(X: np.ndarray, seg: Any, settings: Settings) -> dict[str, Any]:

@@ -1,6 +1,16 @@
 """Clustering algorithms behind one registry."""
 
+from .density import DensitySegmenter
+from .hierarchical import HierarchicalSegmenter
 from .kmeans import KMeansSegmenter
+from .mixture import MixtureSegmenter
 from .registry import ALGORITHMS, make_segmenter
 
-__all__ = ["ALGORITHMS", "KMeansSegmenter", "make_segmenter"]
+__all__ = [
+    "ALGORITHMS",
+    "DensitySegmenter",
+    "HierarchicalSegmenter",
+    "KMeansSegmenter",
+    "MixtureSegmenter",
+    "make_segmenter",
+]

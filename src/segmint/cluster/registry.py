@@ -1,4 +1,8 @@
-"""Name → segmenter factory, so config, CLI and API name algorithms the same way."""
+"""Name → segmenter factory, so config, CLI and API name algorithms the same way.
+
+Every segmenter follows ``cluster.base``: ``fit(X, progress=...)`` then ``labels_``, ``k_``,
+``centers_``, ``selection_``, ``decision_``, ``assigner()`` and ``predict``.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,88 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Clustering
+from .density import DensitySegmenter
+from .hierarchical import HierarchicalSegmenter
 from .kmeans import KMeansSegmenter
+from .mixture import MixtureSegmenter
 
 
-def _kmeans(c: Clustering, seed: int) -> KMeansSegmenter:
-    return KMeansSegmenter(
+def _kmeans(variant: str) -> Callable[[Clustering, int], KMeansSegmenter]:
+    def make(c: Clustering, seed: int) -> KMeansSegmenter:
+        return KMeansSegmenter(
+            variant=variant,
+            k=c.k,
+            k_min=c.k_min,
+            k_max=c.k_max,
+            n_init=c.n_init,
+            sweep_sample=c.sweep_sample,
+            silhouette_sample=c.silhouette_sample,
+            bootstrap=c.bootstrap,
+            min_segment_share=c.min_segment_share,
+            random_state=seed,
+        )
+
+    return make
+
+
+def _hierarchical(linkage: str) -> Callable[[Clustering, int], HierarchicalSegmenter]:
+    def make(c: Clustering, seed: int) -> HierarchicalSegmenter:
+        return HierarchicalSegmenter(
+            linkage=linkage,
+            k=c.k,
+            k_min=c.k_min,
+            k_max=c.k_max,
+            max_fit_sample=c.max_fit_sample,
+            silhouette_sample=c.silhouette_sample,
+            bootstrap=c.bootstrap,
+            min_segment_share=c.min_segment_share,
+            random_state=seed,
+        )
+
+    return make
+
+
+def _mixture(c: Clustering, seed: int) -> MixtureSegmenter:
+    return MixtureSegmenter(
+        covariance=c.covariance,
         k=c.k,
         k_min=c.k_min,
         k_max=c.k_max,
-        n_init=c.n_init,
-        sweep_sample=c.sweep_sample,
+        sweep_sample=min(c.sweep_sample, 50_000),
         silhouette_sample=c.silhouette_sample,
         bootstrap=c.bootstrap,
-        min_segment_share=c.min_segment_share,
+        low_confidence=c.low_confidence,
         random_state=seed,
     )
 
 
-ALGORITHMS: dict[str, Callable[[Clustering, int], Any]] = {"kmeans": _kmeans}
+def _density(method: str) -> Callable[[Clustering, int], DensitySegmenter]:
+    def make(c: Clustering, seed: int) -> DensitySegmenter:
+        return DensitySegmenter(
+            method=method,
+            eps=c.eps,
+            min_samples=c.min_samples,
+            min_cluster_size=c.min_cluster_size,
+            max_fit_sample=c.max_fit_sample,
+            silhouette_sample=c.silhouette_sample,
+            bootstrap=c.bootstrap,
+            random_state=seed,
+        )
+
+    return make
+
+
+ALGORITHMS: dict[str, Callable[[Clustering, int], Any]] = {
+    "kmeans": _kmeans("kmeans"),
+    "minibatch": _kmeans("minibatch"),
+    "bisecting": _kmeans("bisecting"),
+    "ward": _hierarchical("ward"),
+    "average": _hierarchical("average"),
+    "complete": _hierarchical("complete"),
+    "gmm": _mixture,
+    "dbscan": _density("dbscan"),
+    "hdbscan": _density("hdbscan"),
+}
 
 
 def make_segmenter(c: Clustering, seed: int) -> Any:

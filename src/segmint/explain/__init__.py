@@ -56,6 +56,7 @@ def explain(
     settings: Settings,
     *,
     centers: np.ndarray | None = None,
+    log_likelihood: np.ndarray | None = None,
     descriptive: list[str] | None = None,
     progress: Any = None,
 ) -> Insights:
@@ -114,6 +115,7 @@ def explain(
         labels,
         numeric,
         centers=centers,
+        log_likelihood=log_likelihood,
         top=e.anomalies_top,
         threshold=e.anomaly_threshold,
         fit_sample=e.anomaly_fit_sample,

@@ -14,6 +14,7 @@ Rules (deterministic, no external service; every threshold is in ``Personas`` se
 3. **Distinguishing features.** Features whose segment mean differs from the base by at least
    ``min_effect`` standard deviations *and* whose difference across segments is significant
    after Holm correction with at least a small effect (``explain.stats``).
+   Density methods' noise customers (segment -1) are the "Outliers" persona.
 4. **Strategy and KPI.** From the archetype's row of ``STRATEGIES`` (channel, offer, discount
    depth, message, KPI); any field can be overridden per archetype in the settings.
 5. **Value.** A customer is *overdue* when days since the last order exceed ``overdue_factor``
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import STRATEGY_FIELDS, Personas
+from ..model import NOISE_NAME
 from .stats import GroupTests
 
 # Words for a feature being clearly above / below the base.
@@ -159,6 +161,13 @@ STRATEGIES: dict[str, dict[str, str]] = {
         "Great value, picked for you",
         "conversion rate and cost per acquisition",
     ),
+    "Outliers": _s(
+        "none in bulk: review individually",
+        "exclude from mass campaigns; check for data errors, resellers, fraud or VIPs",
+        "none",
+        "Handled one by one",
+        "share of outliers explained after review",
+    ),
     "Unrated": _s(
         "the cheapest channel that reaches them",
         "a tailored message tested against a control group",
@@ -235,8 +244,17 @@ def build_personas(
             .astype(str)
             .where(out["top_rfm_share"] >= rules.min_rfm_share, out.get("rfm_cell"))
         )
-    archetypes = [_archetype(seg, z, rfm, rules.min_effect) for seg in out.index]
-    names = _unique([_name(seg, z, rfm, out, categorical, rules) for seg in out.index], z, rules)
+    archetypes = [
+        "Outliers" if seg == -1 else _archetype(seg, z, rfm, rules.min_effect) for seg in out.index
+    ]
+    names = _unique(
+        [
+            NOISE_NAME if seg == -1 else _name(seg, z, rfm, out, categorical, rules)
+            for seg in out.index
+        ],
+        z,
+        rules,
+    )
     out.insert(0, "segment_name", names)
     out.insert(1, "archetype", archetypes)
     strategies = {k: dict(v) for k, v in STRATEGIES.items()}

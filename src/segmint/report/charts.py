@@ -24,7 +24,7 @@ PALETTE = [
 
 
 def _color(i: int) -> str:
-    return PALETTE[int(i) % len(PALETTE)]
+    return "#9aa0a6" if int(i) < 0 else PALETTE[int(i) % len(PALETTE)]
 
 
 def k_selection(table: pd.DataFrame, chosen: int) -> go.Figure:
@@ -116,7 +116,13 @@ def scatter(emb: pd.DataFrame, names: list[str], three_d: bool) -> go.Figure:
     ex = emb.attrs.get("explained", [])
     for s in sorted(emb.segment.unique()):
         part = emb[emb.segment == s]
-        label = f"{s}: {names[int(s)]}" if int(s) < len(names) else str(s)
+        label = (
+            f"{s}: {names[int(s)]}"
+            if 0 <= int(s) < len(names)
+            else f"{s}: Outliers"
+            if int(s) < 0
+            else str(s)
+        )
         common = dict(
             mode="markers",
             name=label,

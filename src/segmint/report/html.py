@@ -12,7 +12,7 @@ from plotly.offline import get_plotlyjs
 from ..evaluate.select_k import __doc__ as RULE_DOC
 from ..explain.personas import num, pct
 from ..store import finite
-from . import charts
+from . import charts, charts_cluster
 
 if TYPE_CHECKING:
     from ..pipeline import RunResult
@@ -95,6 +95,8 @@ def render_report(result: RunResult) -> str:
         fig_quarantine=_div(charts.quarantine(m["rows"]["quarantined"])),
         prep=result.preprocessing,
         h=ins.headline,
+        fig_method=_method_figures(result),
+        diag=result.diagnostics,
         drivers=drivers,
         fig_importance=_div(charts.importance(drivers.importance)) if drivers else "",
         fig_importance_seg=(
@@ -110,6 +112,19 @@ def render_report(result: RunResult) -> str:
         num=num,
         pct=pct,
     )
+
+
+def _method_figures(result: RunResult) -> str:
+    """BIC curve, k-distance plot or dendrogram, when the algorithm has one."""
+    diag = result.diagnostics
+    parts = []
+    if "bic" in diag:
+        parts.append(_div(charts_cluster.bic_curve(diag["bic"], result.k)))
+    if "kdist" in diag:
+        parts.append(_div(charts_cluster.kdistance(diag["kdist"])))
+    if "linkage" in diag:
+        parts.append(_div(charts_cluster.dendrogram(diag["linkage"], result.k)))
+    return "".join(parts)
 
 
 def write_report(result: RunResult, path: Path) -> Path:

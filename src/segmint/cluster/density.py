@@ -1,0 +1,212 @@
+"""Density-based segmentation: DBSCAN and HDBSCAN. Customers in no dense group are noise:
+``segment = -1``, named "Outliers", counted and reported.
+
+- **DBSCAN**: ``eps`` defaults to the knee of the sorted k-distance curve (distance of each
+  customer to its ``min_samples``-th nearest neighbour, itself included — exactly DBSCAN's
+  core-point test), found as the point farthest below the chord of the normalised curve;
+  ``min_samples`` defaults to twice the number of features (Sander et al. 1998).
+- **HDBSCAN** (scikit-learn): ``min_cluster_size`` defaults to 1% of the fitted customers
+  (at least 10).
+
+Both need neighbourhoods of every point, so above ``max_fit_sample`` customers they fit a
+random sample; every other customer takes the label of the nearest *core* point of the fit
+when it lies within the density radius (``eps``; for HDBSCAN the 95th percentile of the
+clustered points' ``min_samples``-distance), and is noise otherwise — the rule the saved
+model applies to new customers too. Segment centres are the means of each segment's members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.cluster import DBSCAN, HDBSCAN
+from sklearn.neighbors import NearestNeighbors
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ..evaluate import metrics
+from ..evaluate.select_k import Decision
+from ..exceptions import InputError
+from .base import Assigner, candidate_row, order_by_size, relabel, sample_rows, segment_means
+
+
+def knee_of_increasing(y: np.ndarray) -> int:
+    """Index of the knee of an increasing curve: farthest below its normalised chord."""
+    y = np.asarray(y, dtype=float)
+    if len(y) < 3 or y[-1] == y[0]:
+        return len(y) - 1
+    x = np.linspace(0.0, 1.0, len(y))
+    yn = (y - y[0]) / (y[-1] - y[0])
+    return int(np.argmax(x - yn))
+
+
+class DensitySegmenter(ClusterMixin, BaseEstimator):
+    """DBSCAN or HDBSCAN with noise as its own group (see module doc).
+
+    Attributes
+    ----------
+    labels_, k_, centers_, inertia_, tss_, selection_, decision_ : see ``cluster.base``
+    eps_ : float
+        DBSCAN's radius (chosen or given); for HDBSCAN the extension radius.
+    kdist_ : ndarray
+        Sorted ``min_samples``-distances of the fitted customers (the k-distance plot).
+    """
+
+    _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
+        "method": [StrOptions({"dbscan", "hdbscan"})],
+        "eps": [Interval(Real, 0, None, closed="neither"), None],
+        "min_samples": [Interval(Integral, 2, None, closed="left"), None],
+        "min_cluster_size": [Interval(Integral, 2, None, closed="left"), None],
+        "max_fit_sample": [Interval(Integral, 10, 100_000, closed="both")],
+        "silhouette_sample": [Interval(Integral, 10, None, closed="left")],
+        "bootstrap": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        *,
+        method: str = "dbscan",
+        eps: float | None = None,
+        min_samples: int | None = None,
+        min_cluster_size: int | None = None,
+        max_fit_sample: int = 10_000,
+        silhouette_sample: int = 10_000,
+        bootstrap: int = 200,
+        random_state: int = 0,
+    ) -> None:
+        self.method = method
+        self.eps = eps
+        self.min_samples = min_samples
+        self.min_cluster_size = min_cluster_size
+        self.max_fit_sample = max_fit_sample
+        self.silhouette_sample = silhouette_sample
+        self.bootstrap = bootstrap
+        self.random_state = random_state
+
+    def fit(
+        self, X: np.ndarray, y: Any = None, *, progress: Callable[[str], None] | None = None
+    ) -> DensitySegmenter:
+        self._validate_params()
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        n, d = X.shape
+        rng = np.random.default_rng(self.random_state)
+        fit_idx = sample_rows(n, self.max_fit_sample, rng)
+        Xs = X[fit_idx]
+        m = len(Xs)
+        min_samples = min(self.min_samples or max(5, 2 * d), m - 1)
+        if progress:
+            progress(f"{self.method} on {m:,} customers")
+        kdist = NearestNeighbors(n_neighbors=min_samples).fit(Xs).kneighbors(Xs)[0][:, -1]
+        kdist = np.sort(kdist)
+        how = "given"
+        if self.method == "dbscan":
+            eps = self.eps
+            if eps is None:
+                eps = float(kdist[knee_of_increasing(kdist)])
+                how = "the knee of the k-distance curve"
+            db = DBSCAN(eps=eps, min_samples=min_samples).fit(Xs)
+            fit_labels = db.labels_.astype(np.int32)
+            core = np.zeros(m, dtype=bool)
+            core[db.core_sample_indices_] = True
+            radius = eps
+        else:
+            mcs = self.min_cluster_size or max(10, int(0.01 * m))
+            hd = HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, copy=True).fit(Xs)
+            fit_labels = hd.labels_.astype(np.int32)
+            core = fit_labels >= 0
+            inner = fit_labels >= 0
+            radius = (
+                float(
+                    np.quantile(
+                        NearestNeighbors(n_neighbors=min(min_samples, int(inner.sum())))
+                        .fit(Xs[inner])
+                        .kneighbors(Xs[inner])[0][:, -1],
+                        0.95,
+                    )
+                )
+                if inner.sum() > 1
+                else 0.0
+            )
+            eps = radius
+        k = int(fit_labels.max()) + 1 if (fit_labels >= 0).any() else 0
+        if k < 2:
+            hint = (
+                "a larger --eps or a smaller min_samples"
+                if self.method == "dbscan"
+                else "a smaller min_cluster_size or min_samples"
+            )
+            raise InputError(
+                f"{self.method.upper()} found {k} dense group(s) among {m:,} customers "
+                f"(eps {eps:.3g}, min_samples {min_samples}); a segmentation needs at least two.",
+                expected=f"{hint}, or another algorithm",
+            )
+        assigner = Assigner(
+            "density",
+            segment_means(Xs, fit_labels, k),
+            points=Xs[core],
+            point_labels=fit_labels[core],
+            radius=radius,
+        )
+        if m < n:
+            labels = assigner.predict(X)
+            labels[fit_idx] = fit_labels
+        else:
+            labels = fit_labels
+        remap = order_by_size(labels, k)
+        labels = relabel(labels, remap)
+        centers = segment_means(X, labels, k)
+        self.assigner_ = Assigner(
+            "density",
+            centers,
+            points=Xs[core],
+            point_labels=relabel(fit_labels[core], remap),
+            radius=radius,
+        )
+        ok = labels >= 0
+        tss = metrics.total_sum_of_squares(X[ok])
+        row = candidate_row(X, labels, k, tss)
+        sil_idx = sample_rows(int(ok.sum()), self.silhouette_sample, rng)
+        sil = metrics.sampled_silhouette(
+            X[ok], labels[ok], sil_idx, bootstrap=self.bootstrap, seed=self.random_state
+        )
+        row.update(
+            silhouette=sil.mean,
+            silhouette_low=sil.low,
+            silhouette_high=sil.high,
+            eps=eps,
+            min_samples=min_samples,
+            chosen=True,
+        )
+        self.labels_ = labels
+        self.centers_ = centers
+        self.k_ = k
+        self.tss_ = tss
+        self.inertia_ = float(row["inertia"])
+        self.eps_ = eps
+        self.min_samples_ = min_samples
+        self.kdist_ = kdist
+        self.fitted_on_sample_ = m < n
+        self.selection_ = pd.DataFrame([row])
+        self.decision_ = Decision(
+            k,
+            {self.method: k},
+            f"{self.method.upper()} found {k} dense segments (eps {eps:.3g}"
+            + (f", {how}" if self.method == "dbscan" else ", extension radius")
+            + f"; min_samples {min_samples}); {1 - ok.mean():.1%} of customers are in no "
+            "dense group and form the Outliers group (segment -1).",
+        )
+        self.n_features_in_ = d
+        return self
+
+    def assigner(self) -> Assigner:
+        check_is_fitted(self, "assigner_")
+        return self.assigner_
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.assigner().predict(X)

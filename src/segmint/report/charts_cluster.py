@@ -1,0 +1,62 @@
+"""Method-specific clustering charts: BIC curve, k-distance plot, dendrogram."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from scipy.cluster.hierarchy import dendrogram as _dendrogram
+
+
+def bic_curve(bic: dict[str, list], chosen: int) -> go.Figure:
+    """Gaussian mixture: BIC per k (lower is better), the chosen k marked."""
+    fig = go.Figure(go.Scatter(x=bic["k"], y=bic["bic"], mode="lines+markers", name="BIC"))
+    fig.add_vline(x=chosen, line_dash="dash", line_color="#d62728")
+    fig.update_layout(
+        height=300,
+        xaxis_title="k",
+        yaxis_title="BIC (lower is better)",
+        margin=dict(t=10, b=40, l=60, r=10),
+    )
+    fig.update_xaxes(dtick=1)
+    return fig
+
+
+def kdistance(kd: dict[str, Any]) -> go.Figure:
+    """DBSCAN/HDBSCAN: sorted distance to the min_samples-th neighbour, eps marked."""
+    fig = go.Figure(go.Scatter(x=kd["rank"], y=kd["distance"], mode="lines", name="k-distance"))
+    fig.add_hline(
+        y=kd["eps"], line_dash="dash", line_color="#d62728", annotation_text=f"eps {kd['eps']:.3g}"
+    )
+    fig.update_layout(
+        height=300,
+        xaxis_title="customers, sorted",
+        yaxis_title="distance to the min_samples-th neighbour",
+        margin=dict(t=10, b=40, l=60, r=10),
+    )
+    return fig
+
+
+def dendrogram(linkage: np.ndarray, cut_k: int, leaves: int = 30) -> go.Figure:
+    """The top of the tree (its last ``leaves`` merges), with the cut giving ``cut_k``."""
+    d = _dendrogram(linkage, truncate_mode="lastp", p=leaves, no_plot=True)
+    fig = go.Figure()
+    for xs, ys in zip(d["icoord"], d["dcoord"], strict=True):
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_color="#1f77b4", hoverinfo="skip"))
+    heights = np.sort(linkage[:, 2])[::-1]
+    if 1 < cut_k <= len(heights):
+        cut = (heights[cut_k - 2] + heights[cut_k - 1]) / 2
+        fig.add_hline(y=cut, line_dash="dash", line_color="#d62728", annotation_text=f"k = {cut_k}")
+    fig.update_layout(
+        height=340,
+        showlegend=False,
+        xaxis=dict(
+            tickvals=[5 + 10 * i for i in range(len(d["ivl"]))],
+            ticktext=d["ivl"],
+            title="merged groups (size in brackets)",
+        ),
+        yaxis_title="merge distance",
+        margin=dict(t=10, b=60, l=60, r=10),
+    )
+    return fig
