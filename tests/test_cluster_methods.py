@@ -123,3 +123,24 @@ def test_predict_after_reload_reproduces_training_labels(name, blobs, tmp_path):
         assert (
             result.customers.loc[result.customers.segment < 0, "segment_name"] == "Outliers"
         ).all()
+
+
+def test_stability_marks_a_segment_that_does_not_survive_resampling():
+    from segmint.cluster.registry import refit_factory
+    from segmint.evaluate.stability import bootstrap_stability, jaccard_per_segment
+
+    assert np.allclose(jaccard_per_segment(np.array([0, 0, 1, 1]), np.array([5, 5, 7, 7]), 2), 1)
+    assert np.allclose(
+        jaccard_per_segment(np.array([0, 0, 1, 1]), np.array([5, 5, 5, 7]), 2), [2 / 3, 1 / 2]
+    )
+    # three clear blobs, forced into k = 4: one blob is split arbitrarily, so the two halves
+    # are unstable while the intact blobs are not
+    X, _ = make_blobs(1500, centers=3, n_features=2, cluster_std=0.4, random_state=5)
+    X = _scaled(X)
+    c = Clustering(algorithm="kmeans", k=4)
+    seg = make_segmenter(c, 0).fit(X)
+    st = bootstrap_stability(refit_factory(c, 0, seg), X, seg.labels_, 4, runs=8, seed=1)
+    assert st.segments.unstable.sum() >= 1 and not st.segments.unstable.all()
+    seg3 = make_segmenter(c.model_copy(update={"k": 3}), 0).fit(X)
+    st3 = bootstrap_stability(refit_factory(c, 0, seg3), X, seg3.labels_, 3, runs=5, seed=1)
+    assert st3.ari > 0.95 and not st3.segments.unstable.any() and st3.ari > st.ari

@@ -132,6 +132,12 @@ class Clustering(_Model):
     min_cluster_size: int | None = Field(
         None, ge=2, description="HDBSCAN smallest segment; default: 1% of the fitted rows."
     )
+    stability_runs: int = Field(
+        5, ge=0, le=100, description="Refits on subsamples to measure stability (0: skip)."
+    )
+    stability_sample: int = Field(
+        5000, ge=100, description="Customers the stability refits are compared on."
+    )
 
     @model_validator(mode="after")
     def _range(self) -> Clustering:

@@ -22,9 +22,11 @@ from . import io, preprocess
 from ._version import __version__
 from .churn import churn_risk
 from .cluster import make_segmenter
+from .cluster.registry import refit_factory
 from .config import Settings
 from .evaluate import metrics
 from .evaluate.select_k import Decision
+from .evaluate.stability import bootstrap_stability
 from .exceptions import SegmintError
 from .explain import Insights, explain
 from .features import CustomerFeatures, build_features
@@ -128,6 +130,23 @@ def run(
         seg.fit(X, progress=(lambda d: progress("cluster", d)) if progress else None)
         labels = seg.labels_
         final_metrics = _final_metrics(X, seg, settings)
+        stability = None
+        if settings.clustering.stability_runs:
+            if progress:
+                progress("cluster", "stability")
+            stability = bootstrap_stability(
+                refit_factory(settings.clustering, settings.seed, seg),
+                X,
+                labels,
+                seg.k_,
+                runs=settings.clustering.stability_runs,
+                sample=settings.clustering.stability_sample,
+                seed=settings.seed,
+            )
+            final_metrics["stability_ari"] = round(stability.ari, 6)
+            final_metrics["unstable_segments"] = stability.segments.loc[
+                stability.segments["unstable"], "segment"
+            ].tolist()
     with _stage("explain", timings, progress):
         insights = explain(
             frame,
@@ -142,6 +161,12 @@ def run(
             progress=(lambda d: progress("explain", d)) if progress else None,
         )
         segments = insights.segments
+        if stability is not None:
+            st = stability.segments.rename(columns={"jaccard": "stability_jaccard"})
+            segments = segments.merge(
+                st[["segment", "stability_jaccard", "unstable"]], on="segment", how="left"
+            )
+            insights.segments = segments
         assigner = seg.assigner()
         names = segments.loc[segments["segment"] >= 0, "segment_name"].tolist()
         scores = score_matrix(

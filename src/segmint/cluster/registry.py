@@ -96,3 +96,17 @@ ALGORITHMS: dict[str, Callable[[Clustering, int], Any]] = {
 
 def make_segmenter(c: Clustering, seed: int) -> Any:
     return ALGORITHMS[c.algorithm](c, seed)
+
+
+def refit_factory(c: Clustering, seed: int, fitted: Any) -> Callable[[], Any]:
+    """Unfitted copies of ``fitted``'s algorithm with its outcome fixed — k for the k-based
+    methods, eps/min_samples for density ones — each with a fresh seed (for stability)."""
+    if c.algorithm in {"dbscan", "hdbscan"}:
+        update: dict[str, Any] = {"min_samples": fitted.min_samples_}
+        if c.algorithm == "dbscan":
+            update["eps"] = fitted.eps_
+    else:
+        update = {"k": fitted.k_, "n_init": min(c.n_init, 2)}
+    fixed = c.model_copy(update=update)
+    counter = iter(range(1, 1_000_000))
+    return lambda: make_segmenter(fixed, seed + next(counter))

@@ -60,3 +60,24 @@ def dendrogram(linkage: np.ndarray, cut_k: int, leaves: int = 30) -> go.Figure:
         margin=dict(t=10, b=60, l=60, r=10),
     )
     return fig
+
+
+def stability(segments: Any, threshold: float) -> go.Figure:
+    """Per-segment bootstrap stability (mean best-match Jaccard), unstable ones in red."""
+    t = segments[segments["segment"] >= 0]
+    colors = ["#d62728" if u else "#2ca02c" for u in t["unstable"].astype(bool)]
+    fig = go.Figure(
+        go.Bar(
+            x=[f"{s}: {n}" for s, n in zip(t.segment, t.segment_name, strict=True)],
+            y=t["stability_jaccard"],
+            marker_color=colors,
+            hovertemplate="%{x}: Jaccard %{y:.2f}<extra></extra>",
+        )
+    )
+    fig.add_hline(y=threshold, line_dash="dash", annotation_text=f"unstable below {threshold}")
+    fig.update_layout(
+        height=300,
+        yaxis=dict(range=[0, 1.05], title="mean Jaccard with its refit"),
+        margin=dict(t=10, b=60, l=60, r=10),
+    )
+    return fig

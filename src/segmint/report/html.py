@@ -96,6 +96,7 @@ def render_report(result: RunResult) -> str:
         prep=result.preprocessing,
         h=ins.headline,
         fig_method=_method_figures(result),
+        fig_stability=_stability_figure(result),
         diag=result.diagnostics,
         drivers=drivers,
         fig_importance=_div(charts.importance(drivers.importance)) if drivers else "",
@@ -125,6 +126,14 @@ def _method_figures(result: RunResult) -> str:
     if "linkage" in diag:
         parts.append(_div(charts_cluster.dendrogram(diag["linkage"], result.k)))
     return "".join(parts)
+
+
+def _stability_figure(result: RunResult) -> str:
+    from ..evaluate.stability import UNSTABLE
+
+    if "stability_jaccard" not in result.segments:
+        return ""
+    return _div(charts_cluster.stability(result.segments, UNSTABLE))
 
 
 def write_report(result: RunResult, path: Path) -> Path:
