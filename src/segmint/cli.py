@@ -173,11 +173,39 @@ def _summary(result: Any, folder: Path, seconds: float) -> None:
         f"{sum(q.values()):,} quarantined"
         + (f" ({', '.join(f'{r}: {n:,}' for r, n in q.items())})" if q else "")
     )
+    if m["selection"].get("compared"):
+        out.print(f"method: {m['selection']['compared']} (comparison.csv)")
     out.print(f"why k = {m['k']}: {m['selection']['reason']}")
     for s in result.segments.itertuples():
         rev = f", {s.share_revenue:.0%} of revenue" if hasattr(s, "share_revenue") else ""
         out.print(f"  {s.segment}: {s.segment_name} — {s.share_customers:.0%} of customers{rev}")
     out.print(f"report: {folder / 'report.html'}")
+
+
+@app.command()
+def compare(
+    inputs: Annotated[list[Path], typer.Argument(help="Order lines and/or a customer table.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")],
+    config: Annotated[Path | None, typer.Option(help="TOML or YAML settings file.")] = None,
+    features: Annotated[str | None, typer.Option(help="Comma-separated features to use.")] = None,
+    kind: Annotated[str | None, typer.Option(help="auto | transactions | customers")] = None,
+    column: Annotated[
+        list[str] | None, typer.Option("--map", help="canonical=column, repeatable.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Run every clustering method on the same features, compare them (comparison.csv,
+    agreement.csv, report) and keep the recommended one as the run's segmentation."""
+    run(
+        inputs=inputs,
+        out_dir=out_dir,
+        config=config,
+        features=features,
+        kind=kind,
+        algorithm="all",
+        column=column,
+        seed=seed,
+    )
 
 
 @app.command()

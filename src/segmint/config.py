@@ -91,11 +91,12 @@ ALGORITHMS = (
 
 
 class Clustering(_Model):
-    algorithm: Literal[ALGORITHMS] = Field(  # type: ignore[valid-type]
+    algorithm: Literal[(*ALGORITHMS, "all")] = Field(  # type: ignore[valid-type]
         "kmeans",
         description=(
             "kmeans | minibatch | bisecting (k-means family), ward | average | complete "
-            "(hierarchical), gmm (Gaussian mixture), dbscan | hdbscan (density; noise = -1)"
+            "(hierarchical), gmm (Gaussian mixture), dbscan | hdbscan (density; noise = -1), "
+            "all (compare every method and use the recommended one)"
         ),
     )
     k: int | None = Field(None, ge=2, description="Fix the number of segments.")

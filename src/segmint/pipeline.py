@@ -21,10 +21,11 @@ import pandas as pd
 from . import io, preprocess
 from ._version import __version__
 from .churn import churn_risk
-from .cluster import make_segmenter
+from .cluster import ALGORITHMS, make_segmenter
 from .cluster.registry import refit_factory
 from .config import Settings
 from .evaluate import metrics
+from .evaluate.compare import Comparison, compare_methods
 from .evaluate.select_k import Decision
 from .evaluate.stability import bootstrap_stability
 from .exceptions import SegmintError
@@ -56,6 +57,7 @@ class RunResult:
     insights: Insights = field(repr=False)
     embedding_sample: pd.DataFrame = field(repr=False)
     diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
+    comparison: Comparison | None = field(default=None, repr=False)
 
     @property
     def k(self) -> int:
@@ -126,16 +128,29 @@ def run(
         )
         prep_report = preprocess.preprocessing_report(pre, frame, feats.numeric, feats.categorical)
     with _stage("cluster", timings, progress):
-        seg = make_segmenter(settings.clustering, settings.seed)
-        seg.fit(X, progress=(lambda d: progress("cluster", d)) if progress else None)
+        cfg = settings.clustering
+        comparison = None
+        if cfg.algorithm == "all":
+            comparison = compare_methods(
+                X,
+                cfg,
+                list(ALGORITHMS),
+                seed=settings.seed,
+                progress=(lambda d: progress("cluster", d)) if progress else None,
+            )
+            seg = comparison.segmenters[comparison.recommended]
+            cfg = cfg.model_copy(update={"algorithm": comparison.recommended})
+        else:
+            seg = make_segmenter(cfg, settings.seed)
+            seg.fit(X, progress=(lambda d: progress("cluster", d)) if progress else None)
         labels = seg.labels_
-        final_metrics = _final_metrics(X, seg, settings)
+        final_metrics = _final_metrics(X, seg, settings, cfg.algorithm)
         stability = None
         if settings.clustering.stability_runs:
             if progress:
                 progress("cluster", "stability")
             stability = bootstrap_stability(
-                refit_factory(settings.clustering, settings.seed, seg),
+                refit_factory(cfg, settings.seed, seg),
                 X,
                 labels,
                 seg.k_,
@@ -186,6 +201,12 @@ def run(
             axis=1,
         )
         embedding = _embedding_sample(X, labels, frame["customer_id"], settings.seed)
+        diagnostics = cluster_diagnostics(seg)
+        if comparison is not None:
+            rows = embedding.attrs["index"]
+            diagnostics["method_labels"] = {
+                name: s.labels_[rows] for name, s in comparison.segmenters.items()
+            }
     meta = {
         "version": __version__,
         "config_hash": settings.hash(),
@@ -196,7 +217,7 @@ def run(
         "categories": feats.info.get("top_categories"),
         "clv_params": _clv_params(feats.info.get("clv")),
         "segment_names": names,
-        "algorithm": settings.clustering.algorithm,
+        "algorithm": cfg.algorithm,
     }
     model = SegmentationModel(pre, assigner, meta)
     manifest = {
@@ -232,7 +253,8 @@ def run(
             "headline": insights.headline,
         },
         "selection": {
-            "algorithm": settings.clustering.algorithm,
+            "algorithm": cfg.algorithm,
+            "compared": comparison.reason if comparison else None,
             "k_range": [settings.clustering.k_min, settings.clustering.k_max],
             "fixed_k": settings.clustering.k,
             "votes": seg.decision_.votes,
@@ -252,7 +274,8 @@ def run(
         preprocessing=prep_report,
         insights=insights,
         embedding_sample=embedding,
-        diagnostics=cluster_diagnostics(seg),
+        diagnostics=diagnostics,
+        comparison=comparison,
     )
 
 
@@ -309,7 +332,7 @@ def cluster_diagnostics(seg: Any) -> dict[str, Any]:
     return out
 
 
-def _final_metrics(X: np.ndarray, seg: Any, settings: Settings) -> dict[str, Any]:
+def _final_metrics(X: np.ndarray, seg: Any, settings: Settings, algorithm: str) -> dict[str, Any]:
     """Quality of the final segmentation; noise customers (``-1``) are left out of the
     criteria and reported as a share."""
     labels = seg.labels_
@@ -323,7 +346,7 @@ def _final_metrics(X: np.ndarray, seg: Any, settings: Settings) -> dict[str, Any
     )
     inertia = float(seg.inertia_)
     return {
-        "algorithm": settings.clustering.algorithm,
+        "algorithm": algorithm,
         "silhouette": round(sil.mean, 6),
         "silhouette_ci95": [round(sil.low, 6), round(sil.high, 6)],
         "silhouette_sample": sil.n,
@@ -355,4 +378,5 @@ def _embedding_sample(
     out["segment"] = labels[idx]
     out["customer_id"] = ids.to_numpy()[idx]
     out.attrs["explained"] = [float(v) for v in pca.explained_variance_ratio_]
+    out.attrs["index"] = idx
     return out

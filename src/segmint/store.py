@@ -37,6 +37,9 @@ def save_run(result: RunResult, out: Path) -> Path:
     customers.to_parquet(out / "customers.parquet", index=False)
     _write_csv(customers, out / "customers.csv")
     result.segments.to_csv(out / "segments.csv", index=False)
+    if result.comparison is not None:
+        result.comparison.table.to_csv(out / "comparison.csv", index=False)
+        result.comparison.agreement.to_csv(out / "agreement.csv", index_label="method")
     ins = result.insights
     ins.tests.tests.to_csv(out / "tests.csv", index=False)
     ins.tests.posthoc.to_csv(out / "posthoc.csv", index=False)

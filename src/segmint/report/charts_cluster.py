@@ -81,3 +81,53 @@ def stability(segments: Any, threshold: float) -> go.Figure:
         margin=dict(t=10, b=60, l=60, r=10),
     )
     return fig
+
+
+def agreement(matrix: Any) -> go.Figure:
+    """Adjusted Rand index between every two methods' segmentations."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix.to_numpy(dtype=float),
+            x=list(matrix.columns),
+            y=list(matrix.index),
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            text=np.round(matrix.to_numpy(dtype=float), 2),
+            texttemplate="%{text}",
+            colorbar_title="ARI",
+        )
+    )
+    fig.update_layout(height=140 + 34 * len(matrix), margin=dict(t=10, b=10, l=10, r=10))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def methods_scatter(emb: Any, method_labels: dict[str, Any]) -> go.Figure:
+    """The same customers in the same PCA plane, coloured by each method's segments."""
+    from plotly.subplots import make_subplots
+
+    from .charts import _color
+
+    names = list(method_labels)
+    cols = 3
+    rows = int(np.ceil(len(names) / cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names)
+    for i, name in enumerate(names):
+        r, c = divmod(i, cols)
+        lab = np.asarray(method_labels[name])
+        fig.add_trace(
+            go.Scattergl(
+                x=emb.pc1,
+                y=emb.pc2,
+                mode="markers",
+                marker=dict(size=3, color=[_color(v) for v in lab], opacity=0.7),
+                showlegend=False,
+                hovertemplate=name + ": segment %{text}<extra></extra>",
+                text=lab,
+            ),
+            r + 1,
+            c + 1,
+        )
+    fig.update_layout(height=300 * rows, margin=dict(t=30, b=10, l=10, r=10))
+    return fig

@@ -97,6 +97,17 @@ def render_report(result: RunResult) -> str:
         h=ins.headline,
         fig_method=_method_figures(result),
         fig_stability=_stability_figure(result),
+        comparison=result.comparison,
+        fig_agreement=_div(charts_cluster.agreement(result.comparison.agreement))
+        if result.comparison is not None
+        else "",
+        fig_methods=_div(
+            charts_cluster.methods_scatter(
+                result.embedding_sample, result.diagnostics.get("method_labels", {})
+            )
+        )
+        if result.comparison is not None
+        else "",
         diag=result.diagnostics,
         drivers=drivers,
         fig_importance=_div(charts.importance(drivers.importance)) if drivers else "",
