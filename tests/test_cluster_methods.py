@@ -91,6 +91,7 @@ INVALID = {
     "gmm": {"covariance": "spherical", "low_confidence": 1.5},
     "dbscan": {"eps": -1.0, "min_samples": 1},
     "hdbscan": {"method": "optics", "min_cluster_size": 1},
+    "ensemble": {"resamples": 0, "sample": 10},
 }
 
 
@@ -144,3 +145,15 @@ def test_stability_marks_a_segment_that_does_not_survive_resampling():
     seg3 = make_segmenter(c.model_copy(update={"k": 3}), 0).fit(X)
     st3 = bootstrap_stability(refit_factory(c, 0, seg3), X, seg3.labels_, 3, runs=5, seed=1)
     assert st3.ari > 0.95 and not st3.segments.unstable.any() and st3.ari > st.ari
+
+
+def test_ensemble_agreement_and_segment_stability(blobs):
+    X, y = blobs
+    seg = make_segmenter(Clustering(algorithm="ensemble"), 0).fit(X)
+    assert seg.base_count_ >= 30
+    assert ari(y, seg.labels_) > 0.95
+    assert seg.agreement_.shape == (len(X),) and np.median(seg.agreement_) > 0.6
+    assert (seg.segment_stability_ > 0.6).all()
+    C = seg.coassociation_
+    assert np.allclose(C, C.T) and np.allclose(np.diag(C), 1.0)
+    assert "Consensus of" in seg.decision_.reason

@@ -87,6 +87,7 @@ ALGORITHMS = (
     "gmm",
     "dbscan",
     "hdbscan",
+    "ensemble",
 )
 
 
@@ -96,6 +97,7 @@ class Clustering(_Model):
         description=(
             "kmeans | minibatch | bisecting (k-means family), ward | average | complete "
             "(hierarchical), gmm (Gaussian mixture), dbscan | hdbscan (density; noise = -1), "
+            "ensemble (consensus of k-means, mixture and Ward over resamples), "
             "all (compare every method and use the recommended one)"
         ),
     )

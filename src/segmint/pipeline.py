@@ -192,6 +192,13 @@ def run(
             labels=labels,
             low_confidence=settings.clustering.low_confidence,
         )
+        if hasattr(seg, "agreement_"):
+            scores["agreement"] = seg.agreement_
+            segments["consensus_stability"] = [
+                float(seg.segment_stability_[s]) if s >= 0 else float("nan")
+                for s in segments["segment"]
+            ]
+            insights.segments = segments
         customers = pd.concat(
             [
                 scores,

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..config import Clustering
 from .density import DensitySegmenter
+from .ensemble import EnsembleSegmenter
 from .hierarchical import HierarchicalSegmenter
 from .kmeans import KMeansSegmenter
 from .mixture import MixtureSegmenter
@@ -81,6 +82,16 @@ def _density(method: str) -> Callable[[Clustering, int], DensitySegmenter]:
     return make
 
 
+def _ensemble(c: Clustering, seed: int) -> EnsembleSegmenter:
+    return EnsembleSegmenter(
+        k=c.k,
+        k_min=c.k_min,
+        k_max=c.k_max,
+        min_segment_share=c.min_segment_share,
+        random_state=seed,
+    )
+
+
 ALGORITHMS: dict[str, Callable[[Clustering, int], Any]] = {
     "kmeans": _kmeans("kmeans"),
     "minibatch": _kmeans("minibatch"),
@@ -91,6 +102,7 @@ ALGORITHMS: dict[str, Callable[[Clustering, int], Any]] = {
     "gmm": _mixture,
     "dbscan": _density("dbscan"),
     "hdbscan": _density("hdbscan"),
+    "ensemble": _ensemble,
 }
 
 
