@@ -111,7 +111,7 @@ def run(
         str | None,
         typer.Option(
             help="kmeans | minibatch | bisecting | ward | average | complete | gmm | dbscan | "
-            "hdbscan | ensemble | all (compare every method)"
+            "hdbscan | ensemble | kprototypes | all (compare every method)"
         ),
     ] = None,
     k_min: Annotated[int | None, typer.Option(help="Smallest k to try.")] = None,

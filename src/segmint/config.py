@@ -88,6 +88,7 @@ ALGORITHMS = (
     "dbscan",
     "hdbscan",
     "ensemble",
+    "kprototypes",
 )
 
 
@@ -97,7 +98,8 @@ class Clustering(_Model):
         description=(
             "kmeans | minibatch | bisecting (k-means family), ward | average | complete "
             "(hierarchical), gmm (Gaussian mixture), dbscan | hdbscan (density; noise = -1), "
-            "ensemble (consensus of k-means, mixture and Ward over resamples), "
+            "ensemble (consensus of k-means, mixture and Ward over resamples), kprototypes "
+            "(mixed numeric + categorical), "
             "all (compare every method and use the recommended one)"
         ),
     )

@@ -130,18 +130,20 @@ def run(
     with _stage("cluster", timings, progress):
         cfg = settings.clustering
         comparison = None
+        groups = preprocess.categorical_groups(pre, len(feats.numeric))
         if cfg.algorithm == "all":
             comparison = compare_methods(
                 X,
                 cfg,
                 list(ALGORITHMS),
                 seed=settings.seed,
+                categorical_groups=groups,
                 progress=(lambda d: progress("cluster", d)) if progress else None,
             )
             seg = comparison.segmenters[comparison.recommended]
             cfg = cfg.model_copy(update={"algorithm": comparison.recommended})
         else:
-            seg = make_segmenter(cfg, settings.seed)
+            seg = make_segmenter(cfg, settings.seed, categorical_groups=groups)
             seg.fit(X, progress=(lambda d: progress("cluster", d)) if progress else None)
         labels = seg.labels_
         final_metrics = _final_metrics(X, seg, settings, cfg.algorithm)

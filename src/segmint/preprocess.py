@@ -197,3 +197,18 @@ def preprocessing_report(
             c: [str(v) for v in cats] for c, cats in zip(categorical, enc.categories_, strict=True)
         }
     return report
+
+
+def categorical_groups(pre: ColumnTransformer, n_numeric: int) -> list[list[int]]:
+    """Output-column indices of each categorical feature's one-hot block, in order (the
+    numeric block comes first, ``n_numeric`` columns)."""
+    if "cat" not in pre.named_transformers_:
+        return []
+    onehot = pre.named_transformers_["cat"].named_steps["onehot"]
+    infrequent = getattr(onehot, "infrequent_categories_", None) or [None] * len(onehot.categories_)
+    groups, start = [], n_numeric
+    for cats, rare in zip(onehot.categories_, infrequent, strict=True):
+        width = len(cats) - (len(rare) - 1 if rare is not None else 0)
+        groups.append(list(range(start, start + width)))
+        start += width
+    return groups

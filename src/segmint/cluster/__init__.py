@@ -5,6 +5,7 @@ from .ensemble import EnsembleSegmenter
 from .hierarchical import HierarchicalSegmenter
 from .kmeans import KMeansSegmenter
 from .mixture import MixtureSegmenter
+from .prototypes import KPrototypesSegmenter
 from .registry import ALGORITHMS, make_segmenter
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "EnsembleSegmenter",
     "HierarchicalSegmenter",
     "KMeansSegmenter",
+    "KPrototypesSegmenter",
     "MixtureSegmenter",
     "make_segmenter",
 ]

@@ -15,6 +15,7 @@ from .ensemble import EnsembleSegmenter
 from .hierarchical import HierarchicalSegmenter
 from .kmeans import KMeansSegmenter
 from .mixture import MixtureSegmenter
+from .prototypes import KPrototypesSegmenter
 
 
 def _kmeans(variant: str) -> Callable[[Clustering, int], KMeansSegmenter]:
@@ -92,6 +93,19 @@ def _ensemble(c: Clustering, seed: int) -> EnsembleSegmenter:
     )
 
 
+def _kprototypes(c: Clustering, seed: int) -> KPrototypesSegmenter:
+    return KPrototypesSegmenter(
+        k=c.k,
+        k_min=c.k_min,
+        k_max=c.k_max,
+        n_init=min(c.n_init, 2),
+        silhouette_sample=c.silhouette_sample,
+        bootstrap=c.bootstrap,
+        min_segment_share=c.min_segment_share,
+        random_state=seed,
+    )
+
+
 ALGORITHMS: dict[str, Callable[[Clustering, int], Any]] = {
     "kmeans": _kmeans("kmeans"),
     "minibatch": _kmeans("minibatch"),
@@ -103,11 +117,19 @@ ALGORITHMS: dict[str, Callable[[Clustering, int], Any]] = {
     "dbscan": _density("dbscan"),
     "hdbscan": _density("hdbscan"),
     "ensemble": _ensemble,
+    "kprototypes": _kprototypes,
 }
 
 
-def make_segmenter(c: Clustering, seed: int) -> Any:
-    return ALGORITHMS[c.algorithm](c, seed)
+def make_segmenter(
+    c: Clustering, seed: int, *, categorical_groups: list[list[int]] | None = None
+) -> Any:
+    """A new segmenter for ``c.algorithm``; ``categorical_groups`` (the one-hot blocks of
+    the preprocessed matrix) reach the methods that read categories (K-Prototypes)."""
+    seg = ALGORITHMS[c.algorithm](c, seed)
+    if "categorical_groups" in seg.get_params():
+        seg.set_params(categorical_groups=categorical_groups)
+    return seg
 
 
 def refit_factory(c: Clustering, seed: int, fitted: Any) -> Callable[[], Any]:
@@ -121,4 +143,5 @@ def refit_factory(c: Clustering, seed: int, fitted: Any) -> Callable[[], Any]:
         update = {"k": fitted.k_, "n_init": min(c.n_init, 2)}
     fixed = c.model_copy(update=update)
     counter = iter(range(1, 1_000_000))
-    return lambda: make_segmenter(fixed, seed + next(counter))
+    groups = getattr(fitted, "categorical_groups", None)
+    return lambda: make_segmenter(fixed, seed + next(counter), categorical_groups=groups)

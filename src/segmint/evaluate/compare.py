@@ -67,6 +67,7 @@ def compare_methods(
     *,
     seed: int = 0,
     stability_runs: int = 3,
+    categorical_groups: list[list[int]] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Comparison:
     """Fit every method in ``methods`` on ``X`` and apply the rule of the module doc."""
@@ -86,7 +87,7 @@ def compare_methods(
         cfg = config.model_copy(update={"algorithm": name})
         t0 = time.perf_counter()
         try:
-            seg = make_segmenter(cfg, seed).fit(X)
+            seg = make_segmenter(cfg, seed, categorical_groups=categorical_groups).fit(X)
         except SegmintError as exc:
             rows.append({"method": name, "error": str(exc)})
             continue
