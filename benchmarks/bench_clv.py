@@ -30,16 +30,10 @@ import sys
 import time
 from pathlib import Path
 
+from _common import peak_mb
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-
-
-def _peak_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def child_summary(data: Path, out: Path) -> dict:
@@ -61,7 +55,7 @@ def child_summary(data: Path, out: Path) -> dict:
         "ingest_seconds": t1 - t0,
         "summary_seconds": t2 - t1,
         "customers": len(s),
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_mb(),
     }
 
 
@@ -87,7 +81,7 @@ def child_segmint(summary: Path) -> dict:
         "fit_seconds": t1 - t0,
         "score_seconds": t2 - t1,
         "params": {**bg.fit_.params, **gg.fit_.params},
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_mb(),
     }
 
 

@@ -22,24 +22,15 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _common import peak_mb
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-
-
-def _peak_mb() -> float:
-    """Peak RSS of this process (VmHWM). ``ru_maxrss`` would be wrong: Linux carries the
-    parent's peak across exec, so every child would report at least the parent's."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def child_segmint(data: Path, out: Path) -> dict:
@@ -51,7 +42,7 @@ def child_segmint(data: Path, out: Path) -> dict:
     except SystemExit as exc:  # typer exits on errors
         if exc.code:
             raise
-    return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb()}
+    return {"seconds": time.perf_counter() - t0, "peak_mb": peak_mb()}
 
 
 def child_plain(data: Path, out: Path) -> dict:
@@ -84,7 +75,7 @@ def child_plain(data: Path, out: Path) -> dict:
     pd.DataFrame({"customer_id": rfm.index, "segment": best[1]}).to_csv(
         out / "customers.csv", index=False
     )
-    return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb()}
+    return {"seconds": time.perf_counter() - t0, "peak_mb": peak_mb()}
 
 
 def _run_child(kind: str, data: Path, out: Path) -> dict:

@@ -98,3 +98,28 @@ def test_unknown_algorithm_is_a_clear_error(bad, tmp_path):
     path = dataset("mall_customers.csv")
     r = CliRunner().invoke(app, ["run", str(path), "--algorithm", bad, "--out", str(tmp_path)])
     assert r.exit_code == 2 and "clustering.algorithm" in r.output and "hdbscan" in r.output
+
+
+def test_run_and_predict_with_an_algorithm(tmp_path):
+    path = dataset("mall_customers.csv")
+    feats = "Annual Income (k$),Spending Score (1-100)"
+    runner = CliRunner()
+    r = runner.invoke(
+        app, ["run", str(path), "--features", feats, "--algorithm", "gmm", "--out", str(tmp_path)]
+    )
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "scored.csv"
+    r = runner.invoke(
+        app,
+        ["predict", "--run", str(tmp_path), str(path), "--out", str(out), "--algorithm", "gmm"],
+    )
+    assert r.exit_code == 0, r.output
+    scored = pd.read_csv(out)
+    probs = [c for c in scored if c.startswith("prob_")]
+    assert len(probs) >= 2 and np.allclose(scored[probs].sum(axis=1), 1.0)
+    assert "low_confidence" in scored
+    r = runner.invoke(
+        app,
+        ["predict", "--run", str(tmp_path), str(path), "--out", str(out), "--algorithm", "ward"],
+    )
+    assert r.exit_code == 2 and "'gmm'" in r.output

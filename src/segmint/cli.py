@@ -214,8 +214,12 @@ def predict(
     run_dir: Annotated[Path, typer.Option("--run", help="A run folder made by 'segmint run'.")],
     out_file: Annotated[Path, typer.Option("--out", "-o", help="Scores: .csv or .parquet.")],
     observation_end: Annotated[str | None, typer.Option(help="ISO date ending the window.")] = None,
+    algorithm: Annotated[
+        str | None,
+        typer.Option(help="Check that the run used this method (the run's model decides)."),
+    ] = None,
 ) -> None:
-    """Assign new customers to the segments of a saved run."""
+    """Assign new customers to the segments of a saved run (any clustering method)."""
 
     def go() -> None:
         from .predict import load_run_model, predict_detailed
@@ -224,8 +228,16 @@ def predict(
         if suffix not in {".csv", ".parquet"}:
             raise SegmintError(f"--out must end in .csv or .parquet, got {out_file.name!r}")
         model = load_run_model(run_dir)
+        used = model.meta.get("algorithm", "kmeans")
+        if algorithm and algorithm != used:
+            raise SegmintError(
+                f"the run in {run_dir} was segmented with {used!r}, not {algorithm!r}: a "
+                f"model predicts with the method it was fitted with. Make a run with "
+                f"'segmint run ... --algorithm {algorithm}' and predict with that."
+            )
         pred = predict_detailed(model, [str(p) for p in data], observation_end=observation_end)
-        scores = pred.scores[["customer_id", "segment", "segment_name", "confidence"]]
+        extra = [c for c in pred.scores if c.startswith("prob_") or c == "low_confidence"]
+        scores = pred.scores[["customer_id", "segment", "segment_name", "confidence", *extra]]
         out_file.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".csv":
             scores.to_csv(out_file, index=False)
