@@ -199,3 +199,17 @@ def test_kprototypes_refuses_numeric_only_data(blobs):
     X, _ = blobs
     with pytest.raises(InputError, match="needs at least one categorical feature"):
         make_segmenter(Clustering(algorithm="kprototypes"), 0).fit(X)
+
+
+def test_stability_per_k_peaks_at_the_planted_k(blobs):
+    from segmint.evaluate.stability import stability_per_k
+
+    X, _ = blobs
+    per_k = stability_per_k(
+        lambda k, s: make_segmenter(Clustering(algorithm="kmeans", k=k, n_init=1), s),
+        X,
+        [3, 4, 5, 6],
+        runs=3,
+        seed=2,
+    )
+    assert per_k[4] > 0.99 and per_k[4] > max(per_k[5], per_k[6])

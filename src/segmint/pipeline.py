@@ -27,7 +27,7 @@ from .config import Settings
 from .evaluate import metrics
 from .evaluate.compare import Comparison, compare_methods
 from .evaluate.select_k import Decision
-from .evaluate.stability import bootstrap_stability
+from .evaluate.stability import bootstrap_stability, stability_per_k
 from .exceptions import SegmintError
 from .explain import Insights, explain
 from .features import CustomerFeatures, build_features
@@ -37,6 +37,8 @@ from .model import SegmentationModel, score_matrix
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, str], None]  # (stage, detail)
+# methods cheap enough to refit for every candidate k (two pairs of fits per k on ≤ 3,000)
+PER_K_STABILITY = {"kmeans", "minibatch", "bisecting", "ward", "average", "complete", "gmm"}
 STAGES = ("ingest", "features", "churn", "preprocess", "cluster", "explain")
 
 
@@ -161,6 +163,21 @@ def run(
                 seed=settings.seed,
             )
             final_metrics["stability_ari"] = round(stability.ari, 6)
+            ks = seg.selection_["k"].astype(int).tolist()
+            if len(ks) > 1 and cfg.algorithm in PER_K_STABILITY:
+                if progress:
+                    progress("cluster", "stability per k")
+                per_k = stability_per_k(
+                    lambda k, s: make_segmenter(
+                        cfg.model_copy(update={"k": k, "n_init": 1}), s, categorical_groups=groups
+                    ),
+                    X,
+                    ks,
+                    runs=2,
+                    sample=min(settings.clustering.stability_sample, 3000),
+                    seed=settings.seed,
+                )
+                seg.selection_["stability"] = seg.selection_["k"].map(per_k)
             final_metrics["unstable_segments"] = stability.segments.loc[
                 stability.segments["unstable"], "segment"
             ].tolist()

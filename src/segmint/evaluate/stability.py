@@ -7,6 +7,8 @@ whole evaluation sample through its own ``predict``, and is compared with the re
 segmentation on it:
 
 - **overall**: the adjusted Rand index (1 = the same partition, 0 = chance);
+- **per k** (``stability_per_k``): for every candidate k, the agreement of two refits on
+  different subsamples, so the k-selection table shows which k are reproducible at all;
 - **per segment**: the Jaccard similarity of each reference segment with its best-matching
   refit segment (Hennig 2007, "cluster-wise stability"). A segment whose mean Jaccard is
   below ``UNSTABLE`` (0.6; Hennig: ≤ 0.5 dissolved, 0.6–0.75 a pattern, > 0.85 highly
@@ -91,3 +93,33 @@ def bootstrap_stability(
     return Stability(
         ari=float(np.mean(aris)), ari_runs=aris, segments=segments, runs=runs, sample=len(ev)
     )
+
+
+def stability_per_k(
+    make: Callable[[int, int], Any],
+    X: np.ndarray,
+    ks: list[int],
+    *,
+    runs: int = 3,
+    sample: int = 3000,
+    share: float = 0.8,
+    seed: int = 0,
+) -> dict[int, float]:
+    """For each candidate k: fit two segmentations on two random subsamples, label a common
+    evaluation sample with both, and average their adjusted Rand index over ``runs`` pairs
+    (Ben-Hur, Elisseeff & Guyon 2002). ``make(k, seed)`` returns an unfitted segmenter."""
+    rng = np.random.default_rng(seed)
+    n = len(X)
+    ev = np.arange(n) if n <= sample else np.sort(rng.choice(n, sample, replace=False))
+    Xe = X[ev]
+    m = len(ev)
+    out: dict[int, float] = {}
+    for k in ks:
+        scores = []
+        for r in range(runs):
+            a, b = (np.sort(rng.choice(m, max(int(share * m), k + 1), replace=False)) for _ in "ab")
+            la = make(k, seed + 2 * r + 1).fit(Xe[a]).predict(Xe)
+            lb = make(k, seed + 2 * r + 2).fit(Xe[b]).predict(Xe)
+            scores.append(adjusted_rand_score(la, lb))
+        out[k] = float(np.mean(scores))
+    return out
