@@ -123,3 +123,15 @@ def test_run_and_predict_with_an_algorithm(tmp_path):
         ["predict", "--run", str(tmp_path), str(path), "--out", str(out), "--algorithm", "ward"],
     )
     assert r.exit_code == 2 and "'gmm'" in r.output
+
+
+def test_charts_written_as_standalone_files(tmp_path):
+    path = dataset("mall_customers.csv")
+    feats = "Annual Income (k$),Spending Score (1-100)"
+    args = ["run", str(path), "--features", feats, "--algorithm", "ward", "--charts"]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    charts = {p.name for p in (tmp_path / "charts").iterdir()}
+    assert {"dendrogram.html", "scatter_3d.html", "stability.html", "plotly.min.js"} <= charts
+    html = (tmp_path / "charts" / "dendrogram.html").read_text()
+    assert "plotly.min.js" in html and len(html) < 500_000  # plotly.js is shared, not inlined

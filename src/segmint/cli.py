@@ -125,6 +125,9 @@ def run(
     memory_limit: Annotated[
         str | None, typer.Option(help="Cap the query engine's memory, e.g. 3GB (spills beyond).")
     ] = None,
+    charts: Annotated[
+        bool, typer.Option("--charts", help="Also write each chart as a standalone file.")
+    ] = False,
 ) -> None:
     """Segment customers and write the run folder (tables, model, report)."""
 
@@ -142,6 +145,7 @@ def run(
             "seed": seed,
             "delimiter": delimiter,
             "memory_limit": memory_limit,
+            "report_charts": charts or None,
             "columns": _parse_map(column) or None,
             "clustering": {"k": k, "k_min": k_min, "k_max": k_max, "algorithm": algorithm},
         }

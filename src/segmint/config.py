@@ -279,6 +279,9 @@ class Settings(_Model):
     preprocess: Preprocess = Field(default_factory=Preprocess)
     clustering: Clustering = Field(default_factory=Clustering)
     explain: Explain = Field(default_factory=Explain)
+    report_charts: bool = Field(
+        False, description="Also write every report chart as a standalone HTML file (charts/)."
+    )
     personas: Personas = Field(default_factory=Personas)
     seed: int = 0
 
@@ -318,7 +321,7 @@ class Settings(_Model):
         return Settings.build(data)
 
     def hash(self) -> str:
-        payload = self.model_dump(exclude={"inputs", "out", "memory_limit"})
+        payload = self.model_dump(exclude={"inputs", "out", "memory_limit", "report_charts"})
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

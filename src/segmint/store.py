@@ -59,6 +59,10 @@ def save_run(result: RunResult, out: Path) -> Path:
 
     write_report(result, out / "report.html")
     write_summary(result, out / "summary.md")
+    if result.settings.report_charts:
+        from .report.html import write_charts
+
+        write_charts(result, out / "charts")
     return out
 
 

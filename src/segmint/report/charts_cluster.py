@@ -131,3 +131,45 @@ def methods_scatter(emb: Any, method_labels: dict[str, Any]) -> go.Figure:
         )
     fig.update_layout(height=300 * rows, margin=dict(t=30, b=10, l=10, r=10))
     return fig
+
+
+def methods_scatter_3d(emb: Any, method_labels: dict[str, Any]) -> go.Figure | None:
+    """One interactive 3D PCA scatter; a menu switches the colouring between methods."""
+    from .charts import _color
+
+    names = list(method_labels)
+    if not names:
+        return None
+    fig = go.Figure()
+    for i, name in enumerate(names):
+        lab = np.asarray(method_labels[name])
+        fig.add_trace(
+            go.Scatter3d(
+                x=emb.pc1,
+                y=emb.pc2,
+                z=emb.pc3,
+                mode="markers",
+                marker=dict(size=2, color=[_color(v) for v in lab], opacity=0.7),
+                name=name,
+                visible=i == 0,
+                text=lab,
+                hovertemplate=name + ": segment %{text}<extra></extra>",
+            )
+        )
+    buttons = [
+        dict(
+            label=name,
+            method="update",
+            args=[{"visible": [j == i for j in range(len(names))]}, {"title.text": name}],
+        )
+        for i, name in enumerate(names)
+    ]
+    fig.update_layout(
+        height=520,
+        title=dict(text=names[0], x=0.5),
+        updatemenus=[dict(buttons=buttons, x=0, y=1.12, xanchor="left", direction="down")],
+        scene=dict(xaxis_title="PC1", yaxis_title="PC2", zaxis_title="PC3"),
+        margin=dict(t=40, b=10, l=10, r=10),
+        showlegend=False,
+    )
+    return fig

@@ -45,10 +45,71 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def figures(result: RunResult) -> dict[str, go.Figure]:
+    """Every chart of the report by name (the report embeds them; ``write_charts`` writes
+    them as standalone files)."""
+    segs = result.segments
+    names = segs.loc[segs.segment >= 0, "segment_name"].tolist()
+    feats = result.features.numeric
+    ins = result.insights
+    out: dict[str, go.Figure | None] = {
+        "k_selection": charts.k_selection(result.k_selection, result.k),
+        "sizes": charts.sizes(segs),
+        "heatmap": charts.heatmap(segs, feats) if feats else None,
+        "scatter_2d": charts.scatter(result.embedding_sample, names, three_d=False),
+        "scatter_3d": charts.scatter(result.embedding_sample, names, three_d=True),
+        "quarantine": charts.quarantine(result.manifest["rows"]["quarantined"]),
+        "distributions": charts.distributions(
+            result.customers, segs, _distribution_features(result), seed=result.settings.seed
+        ),
+    }
+    if ins.drivers is not None:
+        out["importance"] = charts.importance(ins.drivers.importance)
+        out["importance_by_segment"] = charts.importance_by_segment(ins.drivers.importance, segs)
+    diag = result.diagnostics
+    if "bic" in diag:
+        out["bic"] = charts_cluster.bic_curve(diag["bic"], result.k)
+    if "kdist" in diag:
+        out["k_distance"] = charts_cluster.kdistance(diag["kdist"])
+    if "linkage" in diag:
+        out["dendrogram"] = charts_cluster.dendrogram(diag["linkage"], result.k)
+    if "stability_jaccard" in segs:
+        from ..evaluate.stability import UNSTABLE
+
+        out["stability"] = charts_cluster.stability(segs, UNSTABLE)
+    if result.comparison is not None:
+        labels = diag.get("method_labels", {})
+        out["agreement"] = charts_cluster.agreement(result.comparison.agreement)
+        out["methods_2d"] = charts_cluster.methods_scatter(result.embedding_sample, labels)
+        out["methods_3d"] = charts_cluster.methods_scatter_3d(result.embedding_sample, labels)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _distribution_features(result: RunResult) -> list[str]:
+    ins = result.insights
+    if ins.drivers is not None:
+        ranked = ins.drivers.top("all", 6).feature.tolist()
+    else:
+        t = ins.tests.tests
+        ranked = t[t.kind == "numeric"].sort_values("effect_size", ascending=False).feature
+        ranked = ranked.tolist()[:6]
+    return [f for f in ranked if f in result.features.numeric]
+
+
+def write_charts(result: RunResult, folder: Path) -> list[Path]:
+    """Each chart as a standalone HTML file; plotly.js is written once beside them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in figures(result).items():
+        path = folder / f"{name}.html"
+        fig.write_html(path, include_plotlyjs="directory", full_html=True)
+        paths.append(path)
+    return paths
+
+
 def render_report(result: RunResult) -> str:
     m = finite(result.manifest)  # NaN (e.g. an undefined standard error) → None
     segs = result.segments
-    names = segs.segment_name.tolist()
     feats = result.features.numeric
     profile_cols = ["segment", "segment_name", "size", "share_customers"]
     if "share_revenue" in segs:
@@ -58,16 +119,7 @@ def render_report(result: RunResult) -> str:
     profile = segs[profile_cols].rename(
         columns=lambda c: (c[5:] if c.startswith("mean_") else c).replace("_", " ")
     )
-    ksel = result.k_selection.copy()
     ins = result.insights
-    drivers = ins.drivers
-    if drivers is not None:
-        ranked = drivers.top("all", 6).feature.tolist()
-    else:
-        t = ins.tests.tests
-        ranked = t[t.kind == "numeric"].sort_values("effect_size", ascending=False).feature
-        ranked = ranked.tolist()[:6]
-    dist_feats = [f for f in ranked if f in result.features.numeric]
     tests = ins.tests.tests.sort_values(["meaningful", "effect_size"], ascending=[False, False])
     post = ins.tests.posthoc
     pair_counts = (
@@ -77,6 +129,8 @@ def render_report(result: RunResult) -> str:
         if len(post)
         else {}
     )
+    figs = {k: _div(v) for k, v in figures(result).items()}
+    method = "".join(figs.get(k, "") for k in ("bic", "k_distance", "dendrogram"))
     rule = "\n".join((RULE_DOC or "").strip().splitlines()[3:]).replace("``", "")
     tmpl = _ENV.get_template("report.html.j2")
     return tmpl.render(
@@ -84,67 +138,34 @@ def render_report(result: RunResult) -> str:
         plotlyjs=get_plotlyjs(),
         segments=segs,
         profile=profile,
-        ksel=ksel,
+        ksel=result.k_selection,
         rule=rule,
         fmt=_fmt,
-        fig_k=_div(charts.k_selection(ksel, result.k)),
-        fig_sizes=_div(charts.sizes(segs)),
-        fig_heat=_div(charts.heatmap(segs, feats)) if feats else "",
-        fig_2d=_div(charts.scatter(result.embedding_sample, names, three_d=False)),
-        fig_3d=_div(charts.scatter(result.embedding_sample, names, three_d=True)),
-        fig_quarantine=_div(charts.quarantine(m["rows"]["quarantined"])),
+        fig_k=figs["k_selection"],
+        fig_sizes=figs["sizes"],
+        fig_heat=figs.get("heatmap", ""),
+        fig_2d=figs["scatter_2d"],
+        fig_3d=figs["scatter_3d"],
+        fig_quarantine=figs.get("quarantine", ""),
         prep=result.preprocessing,
         h=ins.headline,
-        fig_method=_method_figures(result),
-        fig_stability=_stability_figure(result),
+        fig_method=method,
+        fig_stability=figs.get("stability", ""),
         comparison=result.comparison,
-        fig_agreement=_div(charts_cluster.agreement(result.comparison.agreement))
-        if result.comparison is not None
-        else "",
-        fig_methods=_div(
-            charts_cluster.methods_scatter(
-                result.embedding_sample, result.diagnostics.get("method_labels", {})
-            )
-        )
-        if result.comparison is not None
-        else "",
-        diag=result.diagnostics,
-        drivers=drivers,
-        fig_importance=_div(charts.importance(drivers.importance)) if drivers else "",
-        fig_importance_seg=(
-            _div(charts.importance_by_segment(drivers.importance, segs)) if drivers else ""
-        ),
-        fig_dist=_div(
-            charts.distributions(result.customers, segs, dist_feats, seed=result.settings.seed)
-        ),
+        fig_agreement=figs.get("agreement", ""),
+        fig_methods=figs.get("methods_2d", "") + figs.get("methods_3d", ""),
+        drivers=ins.drivers,
+        fig_importance=figs.get("importance", ""),
+        fig_importance_seg=figs.get("importance_by_segment", ""),
+        fig_dist=figs.get("distributions", ""),
         tests=tests,
         pair_counts=pair_counts,
         alpha=result.settings.explain.alpha,
         anomalies=ins.anomalies,
         num=num,
         pct=pct,
+        diag=result.diagnostics,
     )
-
-
-def _method_figures(result: RunResult) -> str:
-    """BIC curve, k-distance plot or dendrogram, when the algorithm has one."""
-    diag = result.diagnostics
-    parts = []
-    if "bic" in diag:
-        parts.append(_div(charts_cluster.bic_curve(diag["bic"], result.k)))
-    if "kdist" in diag:
-        parts.append(_div(charts_cluster.kdistance(diag["kdist"])))
-    if "linkage" in diag:
-        parts.append(_div(charts_cluster.dendrogram(diag["linkage"], result.k)))
-    return "".join(parts)
-
-
-def _stability_figure(result: RunResult) -> str:
-    from ..evaluate.stability import UNSTABLE
-
-    if "stability_jaccard" not in result.segments:
-        return ""
-    return _div(charts_cluster.stability(result.segments, UNSTABLE))
 
 
 def write_report(result: RunResult, path: Path) -> Path:
