@@ -213,3 +213,16 @@ def test_stability_per_k_peaks_at_the_planted_k(blobs):
         seed=2,
     )
     assert per_k[4] > 0.99 and per_k[4] > max(per_k[5], per_k[6])
+
+
+def test_kprototypes_recovers_blobs_with_a_category(blobs):
+    X, y = blobs
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    band = np.array(["north", "south", "east", "west"])[y]
+    noisy = rng.random(len(y)) < 0.1
+    band[noisy] = rng.choice(["north", "south", "east", "west"], noisy.sum())
+    frame["region"] = band
+    frame.insert(0, "customer_id", [f"c{i}" for i in range(len(frame))])
+    result = segmint.segment(frame, clustering={"algorithm": "kprototypes", "stability_runs": 0})
+    assert result.k == 4 and ari(y, result.customers.segment) >= 0.9
