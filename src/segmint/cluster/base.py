@@ -12,12 +12,41 @@ do not depend on a seed's arbitrary order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.utils._param_validation import Interval
 
 from ..evaluate import metrics
+from ..exceptions import InputError
+
+# Parameter constraints every k-choosing segmenter shares (scikit-learn's convention).
+K_CONSTRAINTS: dict = {
+    "k": [Interval(Integral, 2, None, closed="left"), None],
+    "k_min": [Interval(Integral, 2, None, closed="left")],
+    "k_max": [Interval(Integral, 2, None, closed="left")],
+    "silhouette_sample": [Interval(Integral, 10, None, closed="left")],
+    "bootstrap": [Interval(Integral, 1, None, closed="left")],
+    "min_segment_share": [Interval(Real, 0, 0.5, closed="left")],
+    "random_state": ["random_state"],
+}
+
+
+def candidate_ks(seg: Any, limit: int, n: int, what: str = "") -> list[int]:
+    """The k to try (``seg.k`` or ``k_min..k_max``), those below ``limit`` + 1; a clear error
+    when the range is reversed or nothing is left."""
+    if seg.k_max < seg.k_min:
+        raise InputError(f"k_max ({seg.k_max}) must be >= k_min ({seg.k_min})")
+    ks = [seg.k] if seg.k else list(range(seg.k_min, seg.k_max + 1))
+    ks = [k for k in ks if k <= limit]
+    if not ks:
+        raise InputError(
+            f"{n} customer(s){what} cannot form {seg.k or seg.k_min} or more segments.",
+            expected="more customers, more varied features, or a smaller --k",
+        )
+    return ks
 
 
 def centroid_scores(

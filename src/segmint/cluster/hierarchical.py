@@ -11,7 +11,7 @@ one linkage serves the whole k sweep, and k is chosen by the same vote as k-mean
 from __future__ import annotations
 
 from collections.abc import Callable
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -22,10 +22,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..evaluate import metrics
 from ..evaluate.select_k import Decision, choose_k
-from ..exceptions import InputError
 from .base import (
+    K_CONSTRAINTS,
     Assigner,
     Candidates,
+    candidate_ks,
     candidate_row,
     order_by_size,
     relabel,
@@ -54,15 +55,9 @@ class HierarchicalSegmenter(ClusterMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
+        **K_CONSTRAINTS,
         "linkage": [StrOptions({"ward", "average", "complete"})],
-        "k": [Interval(Integral, 2, None, closed="left"), None],
-        "k_min": [Interval(Integral, 2, None, closed="left")],
-        "k_max": [Interval(Integral, 2, None, closed="left")],
         "max_fit_sample": [Interval(Integral, 10, 100_000, closed="both")],
-        "silhouette_sample": [Interval(Integral, 10, None, closed="left")],
-        "bootstrap": [Interval(Integral, 1, None, closed="left")],
-        "min_segment_share": [Interval(Real, 0, 0.5, closed="left")],
-        "random_state": ["random_state"],
     }
 
     def __init__(
@@ -92,8 +87,6 @@ class HierarchicalSegmenter(ClusterMixin, BaseEstimator):
         self, X: np.ndarray, y: Any = None, *, progress: Callable[[str], None] | None = None
     ) -> HierarchicalSegmenter:
         self._validate_params()
-        if self.k_max < self.k_min:
-            raise InputError(f"k_max ({self.k_max}) must be >= k_min ({self.k_min})")
         X = np.ascontiguousarray(X, dtype=np.float32)
         n = len(X)
         rng = np.random.default_rng(self.random_state)
@@ -102,13 +95,7 @@ class HierarchicalSegmenter(ClusterMixin, BaseEstimator):
         if progress:
             progress(f"{self.linkage} linkage on {len(fit_idx):,} customers")
         Z = linkage(X[fit_idx].astype(np.float64), method=self.linkage, metric="euclidean")
-        ks = [self.k] if self.k else list(range(self.k_min, self.k_max + 1))
-        ks = [k for k in ks if k < len(fit_idx)]
-        if not ks:
-            raise InputError(
-                f"{n} customer(s) cannot form {self.k or self.k_min} or more segments.",
-                expected="more customers or a smaller --k",
-            )
+        ks = candidate_ks(self, len(fit_idx) - 1, n)
         tss = metrics.total_sum_of_squares(X)
         cands = Candidates([], [])
         centers: dict[int, np.ndarray] = {}

@@ -17,7 +17,7 @@ even sizes).
 from __future__ import annotations
 
 from collections.abc import Callable
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -28,8 +28,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..evaluate import metrics
 from ..evaluate.select_k import Decision, choose_k
-from ..exceptions import InputError
-from .base import Assigner, Candidates, candidate_row, order_by_size, relabel, sample_rows
+from .base import (
+    K_CONSTRAINTS,
+    Assigner,
+    Candidates,
+    candidate_ks,
+    candidate_row,
+    order_by_size,
+    relabel,
+    sample_rows,
+)
 
 
 class KMeansSegmenter(ClusterMixin, BaseEstimator):
@@ -60,16 +68,10 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
+        **K_CONSTRAINTS,
         "variant": [StrOptions({"kmeans", "minibatch", "bisecting"})],
-        "k": [Interval(Integral, 2, None, closed="left"), None],
-        "k_min": [Interval(Integral, 2, None, closed="left")],
-        "k_max": [Interval(Integral, 2, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "sweep_sample": [Interval(Integral, 10, None, closed="left")],
-        "silhouette_sample": [Interval(Integral, 10, None, closed="left")],
-        "bootstrap": [Interval(Integral, 1, None, closed="left")],
-        "min_segment_share": [Interval(Real, 0, 0.5, closed="left")],
-        "random_state": ["random_state"],
     }
 
     def __init__(
@@ -101,22 +103,14 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         self, X: np.ndarray, y: Any = None, *, progress: Callable[[str], None] | None = None
     ) -> KMeansSegmenter:
         self._validate_params()
-        if self.k_max < self.k_min:
-            raise InputError(f"k_max ({self.k_max}) must be >= k_min ({self.k_min})")
         X = np.ascontiguousarray(X, dtype=np.float32)
         n = len(X)
         rng = np.random.default_rng(self.random_state)
         fit_idx = sample_rows(n, self.sweep_sample, rng)
         sil_idx = sample_rows(n, self.silhouette_sample, rng)
         n_distinct = _distinct_rows(X[fit_idx], limit=self.k_max + 1)
-        ks = [self.k] if self.k else list(range(self.k_min, self.k_max + 1))
-        ks = [k for k in ks if k <= min(n_distinct, n - 1)]
-        if not ks:
-            raise InputError(
-                f"{n} customer(s) with {n_distinct} distinct feature profile(s) cannot form "
-                f"{self.k or self.k_min} or more segments.",
-                expected="more customers, more varied features, or a smaller --k",
-            )
+        limit = min(n_distinct, n - 1)
+        ks = candidate_ks(self, limit, n, f" with {n_distinct} distinct feature profile(s)")
         tss = metrics.total_sum_of_squares(X)
         cands = Candidates([], [])
         centers = {}

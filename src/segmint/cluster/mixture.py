@@ -23,8 +23,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..evaluate import metrics
 from ..evaluate.select_k import Decision
-from ..exceptions import InputError
-from .base import Assigner, Candidates, candidate_row, order_by_size, relabel, sample_rows
+from .base import (
+    K_CONSTRAINTS,
+    Assigner,
+    Candidates,
+    candidate_ks,
+    candidate_row,
+    order_by_size,
+    relabel,
+    sample_rows,
+)
 
 
 class MixtureSegmenter(ClusterMixin, BaseEstimator):
@@ -40,15 +48,10 @@ class MixtureSegmenter(ClusterMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
+        **K_CONSTRAINTS,
         "covariance": [StrOptions({"full", "diag"})],
-        "k": [Interval(Integral, 2, None, closed="left"), None],
-        "k_min": [Interval(Integral, 2, None, closed="left")],
-        "k_max": [Interval(Integral, 2, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "sweep_sample": [Interval(Integral, 10, None, closed="left")],
-        "silhouette_sample": [Interval(Integral, 10, None, closed="left")],
-        "bootstrap": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
         "low_confidence": [Interval(Real, 0, 1, closed="right")],
     }
 
@@ -90,20 +93,12 @@ class MixtureSegmenter(ClusterMixin, BaseEstimator):
         self, X: np.ndarray, y: Any = None, *, progress: Callable[[str], None] | None = None
     ) -> MixtureSegmenter:
         self._validate_params()
-        if self.k_max < self.k_min:
-            raise InputError(f"k_max ({self.k_max}) must be >= k_min ({self.k_min})")
         X = np.ascontiguousarray(X, dtype=np.float64)
         n = len(X)
         rng = np.random.default_rng(self.random_state)
         fit_idx = sample_rows(n, self.sweep_sample, rng)
         sil_idx = sample_rows(n, self.silhouette_sample, rng)
-        ks = [self.k] if self.k else list(range(self.k_min, self.k_max + 1))
-        ks = [k for k in ks if k < len(fit_idx)]
-        if not ks:
-            raise InputError(
-                f"{n} customer(s) cannot form {self.k or self.k_min} or more segments.",
-                expected="more customers or a smaller --k",
-            )
+        ks = candidate_ks(self, len(fit_idx) - 1, n)
         tss = metrics.total_sum_of_squares(X)
         cands = Candidates([], [])
         models: dict[int, GaussianMixture] = {}

@@ -36,8 +36,10 @@ from ..evaluate import metrics
 from ..evaluate.select_k import Decision, choose_k
 from ..exceptions import InputError
 from .base import (
+    K_CONSTRAINTS,
     Assigner,
     Candidates,
+    candidate_ks,
     candidate_row,
     order_by_size,
     relabel,
@@ -104,17 +106,11 @@ class KPrototypesSegmenter(ClusterMixin, BaseEstimator):
     output-column indices per categorical feature (set by the pipeline)."""
 
     _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
+        **K_CONSTRAINTS,
         "categorical_groups": [list, None],
         "gamma": [Interval(Real, 0, None, closed="neither"), None],
-        "k": [Interval(Integral, 2, None, closed="left"), None],
-        "k_min": [Interval(Integral, 2, None, closed="left")],
-        "k_max": [Interval(Integral, 2, None, closed="left")],
         "max_fit_sample": [Interval(Integral, 50, 50_000, closed="both")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "silhouette_sample": [Interval(Integral, 10, None, closed="left")],
-        "bootstrap": [Interval(Integral, 1, None, closed="left")],
-        "min_segment_share": [Interval(Real, 0, 0.5, closed="left")],
-        "random_state": ["random_state"],
     }
 
     def __init__(
@@ -185,8 +181,7 @@ class KPrototypesSegmenter(ClusterMixin, BaseEstimator):
         fit_idx = sample_rows(n, self.max_fit_sample, rng)
         sil_idx = sample_rows(n, self.silhouette_sample, rng)
         num, codes = decode(X[fit_idx], self.categorical_groups)
-        ks = [self.k] if self.k else list(range(self.k_min, self.k_max + 1))
-        ks = [k for k in ks if k < len(fit_idx)]
+        ks = candidate_ks(self, len(fit_idx) - 1, n)
         tss = metrics.total_sum_of_squares(X)
         cands = Candidates([], [])
         fits: dict[int, PrototypeAssigner] = {}
