@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
 
 from ..evaluate import metrics
 from ..exceptions import InputError
@@ -139,6 +141,19 @@ class Assigner:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.score(X)[0]
+
+
+class Segmenter(ClusterMixin, BaseEstimator):
+    """Base of every segmenter: ``predict`` goes through ``assigner()``, the same rule a saved
+    model applies. The default assigner is the nearest segment centre; methods with another
+    rule (mixtures, density, prototypes) override ``assigner``."""
+
+    def assigner(self) -> Assigner:
+        check_is_fitted(self, "centers_")
+        return Assigner("centroid", self.centers_)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.assigner().predict(X)
 
 
 def _nearest(points: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN, HDBSCAN
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -32,7 +31,15 @@ from sklearn.utils.validation import check_is_fitted
 from ..evaluate import metrics
 from ..evaluate.select_k import Decision
 from ..exceptions import InputError
-from .base import Assigner, candidate_row, order_by_size, relabel, sample_rows, segment_means
+from .base import (
+    Assigner,
+    Segmenter,
+    candidate_row,
+    order_by_size,
+    relabel,
+    sample_rows,
+    segment_means,
+)
 
 
 def knee_of_increasing(y: np.ndarray) -> int:
@@ -45,7 +52,7 @@ def knee_of_increasing(y: np.ndarray) -> int:
     return int(np.argmax(x - yn))
 
 
-class DensitySegmenter(ClusterMixin, BaseEstimator):
+class DensitySegmenter(Segmenter):
     """DBSCAN or HDBSCAN with noise as its own group (see module doc).
 
     Attributes
@@ -207,6 +214,3 @@ class DensitySegmenter(ClusterMixin, BaseEstimator):
     def assigner(self) -> Assigner:
         check_is_fitted(self, "assigner_")
         return self.assigner_
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.assigner().predict(X)

@@ -28,17 +28,15 @@ from typing import Any
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
-from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.metrics import silhouette_score
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 
 from ..evaluate import metrics
 from ..evaluate.select_k import Decision
 from ..exceptions import InputError
 from .base import (
-    Assigner,
     Candidates,
+    Segmenter,
     candidate_row,
     order_by_size,
     relabel,
@@ -49,7 +47,7 @@ from .base import (
 TIE = 0.01
 
 
-class EnsembleSegmenter(ClusterMixin, BaseEstimator):
+class EnsembleSegmenter(Segmenter):
     """Co-association consensus of several methods, k values and resamples (module doc).
 
     Attributes
@@ -229,10 +227,3 @@ class EnsembleSegmenter(ClusterMixin, BaseEstimator):
         )
         self.n_features_in_ = X.shape[1]
         return self
-
-    def assigner(self) -> Assigner:
-        check_is_fitted(self, "centers_")
-        return Assigner("centroid", self.centers_)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.assigner().predict(X)

@@ -16,16 +16,14 @@ from typing import Any
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
-from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from ..evaluate import metrics
 from ..evaluate.select_k import Decision, choose_k
 from .base import (
     K_CONSTRAINTS,
-    Assigner,
     Candidates,
+    Segmenter,
     candidate_ks,
     candidate_row,
     order_by_size,
@@ -35,7 +33,7 @@ from .base import (
 )
 
 
-class HierarchicalSegmenter(ClusterMixin, BaseEstimator):
+class HierarchicalSegmenter(Segmenter):
     """Agglomerative segmentation with automatic k (see module doc).
 
     Parameters
@@ -127,10 +125,3 @@ class HierarchicalSegmenter(ClusterMixin, BaseEstimator):
         self.fitted_on_sample_ = len(fit_idx) < n
         self.n_features_in_ = X.shape[1]
         return self
-
-    def assigner(self) -> Assigner:
-        check_is_fitted(self, "centers_")
-        return Assigner("centroid", self.centers_)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.assigner().predict(X)

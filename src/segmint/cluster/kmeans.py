@@ -21,17 +21,15 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import BisectingKMeans, KMeans, MiniBatchKMeans
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from ..evaluate import metrics
 from ..evaluate.select_k import Decision, choose_k
 from .base import (
     K_CONSTRAINTS,
-    Assigner,
     Candidates,
+    Segmenter,
     candidate_ks,
     candidate_row,
     order_by_size,
@@ -40,7 +38,7 @@ from .base import (
 )
 
 
-class KMeansSegmenter(ClusterMixin, BaseEstimator):
+class KMeansSegmenter(Segmenter):
     """K-Means++ with automatic k.
 
     Parameters
@@ -171,13 +169,6 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         if self.variant == "minibatch":
             return self._estimator(k, 1, init).fit(X[fit_idx])
         return KMeans(n_clusters=k, init=init, n_init=1, random_state=self.random_state).fit(X)
-
-    def assigner(self) -> Assigner:
-        check_is_fitted(self, "centers_")
-        return Assigner("centroid", self.centers_)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.assigner().predict(X)
 
 
 def _sweep_starts(n_fit: int) -> int:

@@ -16,7 +16,6 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.mixture import GaussianMixture
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -27,6 +26,7 @@ from .base import (
     K_CONSTRAINTS,
     Assigner,
     Candidates,
+    Segmenter,
     candidate_ks,
     candidate_row,
     order_by_size,
@@ -35,7 +35,7 @@ from .base import (
 )
 
 
-class MixtureSegmenter(ClusterMixin, BaseEstimator):
+class MixtureSegmenter(Segmenter):
     """Gaussian mixture with k by BIC (see module doc).
 
     Attributes
@@ -155,9 +155,6 @@ class MixtureSegmenter(ClusterMixin, BaseEstimator):
     def assigner(self) -> Assigner:
         check_is_fitted(self, "model_")
         return Assigner("mixture", self.centers_, mixture=self.model_, order=self.order_)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.assigner().predict(X)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.assigner().proba(X)

@@ -28,7 +28,6 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
@@ -39,6 +38,7 @@ from .base import (
     K_CONSTRAINTS,
     Assigner,
     Candidates,
+    Segmenter,
     candidate_ks,
     candidate_row,
     order_by_size,
@@ -101,7 +101,7 @@ class PrototypeAssigner(Assigner):
         return labels, dist, conf
 
 
-class KPrototypesSegmenter(ClusterMixin, BaseEstimator):
+class KPrototypesSegmenter(Segmenter):
     """K-Prototypes with automatic k (module doc). ``categorical_groups``: one list of
     output-column indices per categorical feature (set by the pipeline)."""
 
@@ -226,6 +226,3 @@ class KPrototypesSegmenter(ClusterMixin, BaseEstimator):
     def assigner(self) -> Assigner:
         check_is_fitted(self, "assigner_")
         return self.assigner_
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.assigner().predict(X)

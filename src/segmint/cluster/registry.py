@@ -17,107 +17,57 @@ from .kmeans import KMeansSegmenter
 from .mixture import MixtureSegmenter
 from .prototypes import KPrototypesSegmenter
 
+# Settings that go to every segmenter accepting a parameter of that name.
+_SHARED = (
+    "k",
+    "k_min",
+    "k_max",
+    "n_init",
+    "sweep_sample",
+    "silhouette_sample",
+    "bootstrap",
+    "min_segment_share",
+    "max_fit_sample",
+    "covariance",
+    "low_confidence",
+    "eps",
+    "min_samples",
+    "min_cluster_size",
+)
 
-def _kmeans(variant: str) -> Callable[[Clustering, int], KMeansSegmenter]:
-    def make(c: Clustering, seed: int) -> KMeansSegmenter:
-        return KMeansSegmenter(
-            variant=variant,
-            k=c.k,
-            k_min=c.k_min,
-            k_max=c.k_max,
-            n_init=c.n_init,
-            sweep_sample=c.sweep_sample,
-            silhouette_sample=c.silhouette_sample,
-            bootstrap=c.bootstrap,
-            min_segment_share=c.min_segment_share,
-            random_state=seed,
-        )
 
-    return make
+def _factory(cls: type, **fixed: Any) -> Callable[[Clustering, int], Any]:
+    """Build ``cls`` from the settings it accepts; ``fixed`` pins method-specific values
+    (a callable value is computed from the settings)."""
+    accepted = set(cls().get_params())
 
-
-def _hierarchical(linkage: str) -> Callable[[Clustering, int], HierarchicalSegmenter]:
-    def make(c: Clustering, seed: int) -> HierarchicalSegmenter:
-        return HierarchicalSegmenter(
-            linkage=linkage,
-            k=c.k,
-            k_min=c.k_min,
-            k_max=c.k_max,
-            max_fit_sample=c.max_fit_sample,
-            silhouette_sample=c.silhouette_sample,
-            bootstrap=c.bootstrap,
-            min_segment_share=c.min_segment_share,
-            random_state=seed,
-        )
+    def make(c: Clustering, seed: int) -> Any:
+        params = {name: getattr(c, name) for name in _SHARED if name in accepted}
+        for name, value in fixed.items():
+            params[name] = value(c) if callable(value) else value
+        return cls(**params, random_state=seed)
 
     return make
-
-
-def _mixture(c: Clustering, seed: int) -> MixtureSegmenter:
-    return MixtureSegmenter(
-        covariance=c.covariance,
-        k=c.k,
-        k_min=c.k_min,
-        k_max=c.k_max,
-        sweep_sample=min(c.sweep_sample, 50_000),
-        silhouette_sample=c.silhouette_sample,
-        bootstrap=c.bootstrap,
-        low_confidence=c.low_confidence,
-        random_state=seed,
-    )
-
-
-def _density(method: str) -> Callable[[Clustering, int], DensitySegmenter]:
-    def make(c: Clustering, seed: int) -> DensitySegmenter:
-        return DensitySegmenter(
-            method=method,
-            eps=c.eps,
-            min_samples=c.min_samples,
-            min_cluster_size=c.min_cluster_size,
-            max_fit_sample=c.max_fit_sample,
-            silhouette_sample=c.silhouette_sample,
-            bootstrap=c.bootstrap,
-            random_state=seed,
-        )
-
-    return make
-
-
-def _ensemble(c: Clustering, seed: int) -> EnsembleSegmenter:
-    return EnsembleSegmenter(
-        k=c.k,
-        k_min=c.k_min,
-        k_max=c.k_max,
-        min_segment_share=c.min_segment_share,
-        random_state=seed,
-    )
-
-
-def _kprototypes(c: Clustering, seed: int) -> KPrototypesSegmenter:
-    return KPrototypesSegmenter(
-        k=c.k,
-        k_min=c.k_min,
-        k_max=c.k_max,
-        n_init=min(c.n_init, 2),
-        silhouette_sample=c.silhouette_sample,
-        bootstrap=c.bootstrap,
-        min_segment_share=c.min_segment_share,
-        random_state=seed,
-    )
 
 
 ALGORITHMS: dict[str, Callable[[Clustering, int], Any]] = {
-    "kmeans": _kmeans("kmeans"),
-    "minibatch": _kmeans("minibatch"),
-    "bisecting": _kmeans("bisecting"),
-    "ward": _hierarchical("ward"),
-    "average": _hierarchical("average"),
-    "complete": _hierarchical("complete"),
-    "gmm": _mixture,
-    "dbscan": _density("dbscan"),
-    "hdbscan": _density("hdbscan"),
-    "ensemble": _ensemble,
-    "kprototypes": _kprototypes,
+    "kmeans": _factory(KMeansSegmenter, variant="kmeans"),
+    "minibatch": _factory(KMeansSegmenter, variant="minibatch"),
+    "bisecting": _factory(KMeansSegmenter, variant="bisecting"),
+    "ward": _factory(HierarchicalSegmenter, linkage="ward"),
+    "average": _factory(HierarchicalSegmenter, linkage="average"),
+    "complete": _factory(HierarchicalSegmenter, linkage="complete"),
+    # mixtures: two starts and at most 50k customers per candidate k (full covariances)
+    "gmm": _factory(MixtureSegmenter, n_init=2, sweep_sample=lambda c: min(c.sweep_sample, 50_000)),
+    "dbscan": _factory(DensitySegmenter, method="dbscan"),
+    "hdbscan": _factory(DensitySegmenter, method="hdbscan"),
+    "ensemble": _factory(EnsembleSegmenter),
+    # K-Prototypes loops in Python: its own small fit sample, at most two starts
+    "kprototypes": _factory(
+        KPrototypesSegmenter,
+        max_fit_sample=KPrototypesSegmenter().max_fit_sample,
+        n_init=lambda c: min(c.n_init, 2),
+    ),
 }
 
 
