@@ -100,8 +100,9 @@ def validate_clv(
     assert ing.transactions is not None
     lines = ing.transactions.lines
     path = ing.inputs[0]["path"]
-    end = holdout_end or default_observation_end(lines)
-    first = pd.Timestamp(lines.ts.min().execute())
+    first_ts, last_ts = ing.transactions.span()
+    end = holdout_end or default_observation_end(last_ts)
+    first = pd.Timestamp(first_ts)
     if not (first < pd.Timestamp(calibration_end) < pd.Timestamp(end)):
         raise InputError(
             f"--calibration-end {calibration_end.date()} must fall after the first order "
@@ -172,7 +173,7 @@ def track_segments(
             "tracking segments over time needs order lines (with dates); got a customer table.",
             path=", ".join(i["path"] for i in result.ingested.inputs),
         )
-    first = pd.Timestamp(tx.lines.ts.min().execute()).to_pydatetime()
+    first = tx.span()[0]
     end = result.features.observation_end
     dates = snapshot_dates(first, end, every)
     tracking = track(

@@ -109,14 +109,13 @@ def sample_lines(tx: CleanTransactions, share: float) -> CleanTransactions:
     kept = lines.filter(bucket < round(share * 10_000))
     # materialised once: every snapshot then scans the sample, not all the lines
     kept = lines.get_backend().create_table(temp_name("churn_sample"), kept, temp=True)
-    return dataclasses.replace(tx, lines=kept)
+    return dataclasses.replace(tx, lines=kept, first_ts=None, last_ts=None)
 
 
 def snapshot(tx: CleanTransactions, at: _dt.datetime, horizon_days: int | None) -> pd.DataFrame:
     """Features at ``at`` from lines before it, with ``churned`` when a horizon is given."""
     lines = tx.lines
-    before = dataclasses.replace(tx, lines=lines.filter(lines.ts < at))
-    feats = build_features(before, None, observation_end=at, top_categories=0)
+    feats = build_features(tx.before(at), None, observation_end=at, top_categories=0)
     frame = feats.frame[["customer_id", *[c for c in FEATURES if c in feats.frame]]].copy()
     if horizon_days is not None:
         stop = at + _dt.timedelta(days=horizon_days)
@@ -166,7 +165,7 @@ def churn_risk(
 ) -> ChurnResult:
     """Train on earlier snapshots, test on a later one, score ``current`` (features at
     ``end``, e.g. the run's customer table)."""
-    first = pd.Timestamp(tx.lines.ts.min().execute()).to_pydatetime()
+    first = tx.span()[0]
     plan = plan_snapshots(first, end, rules)
     check_time_split(plan)  # whatever built the plan, training never sees the test period
     share = min(1.0, rules.sample_customers / max(len(current), 1))

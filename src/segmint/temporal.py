@@ -25,7 +25,6 @@ a shift ≥ ``shift_alert`` raises an alert.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,10 +106,8 @@ class Tracking:
 
 
 def _features_at(tx: CleanTransactions, at: _dt.datetime, model: SegmentationModel) -> pd.DataFrame:
-    lines = tx.lines
-    before = dataclasses.replace(tx, lines=lines.filter(lines.ts < at))
     feats = build_features(
-        before, None, observation_end=at, categories=model.meta.get("categories")
+        tx.before(at), None, observation_end=at, categories=model.meta.get("categories")
     )
     return feats.frame
 

@@ -16,9 +16,8 @@ import pandas as pd
 DAY = 86_400.0
 
 
-def default_observation_end(lines: ir.Table) -> _dt.datetime:
-    """The day after the last order (midnight)."""
-    last = lines.ts.max().execute()
+def default_observation_end(last: _dt.datetime | None) -> _dt.datetime:
+    """The day after ``last``, the time of the last order (midnight)."""
     if last is None or pd.isna(last):
         return _dt.datetime.now()
     return (pd.Timestamp(last).normalize() + pd.Timedelta(days=1)).to_pydatetime()
@@ -65,9 +64,8 @@ def order_features(
     sec = o.order_ts.epoch_seconds()
     # Return-only orders have a NULL time and sort last, so the lag between consecutive
     # purchase orders is unaffected and one aggregate serves purchases and returns alike.
-    w = ibis.window(
-        group_by=o.customer_id, order_by=[o.order_ts.asc(nulls_first=False), o.order_id]
-    )
+    # Orders at the same time are gaps of 0 in whichever order they come, so no tie-break.
+    w = ibis.window(group_by=o.customer_id, order_by=o.order_ts.asc(nulls_first=False))
     o = o.mutate(_sec=sec, gap=(sec - sec.lag().over(w)) / DAY)
     q = o.order_ts.quarter()
     weekend = o.order_ts.day_of_week.index() >= 5
@@ -122,10 +120,11 @@ def order_features(
 
 
 def distinct_products(lines: ir.Table) -> ir.Table:
-    """Distinct products bought per customer (two plain aggregations: several times faster
-    than COUNT(DISTINCT) inside a wide aggregate)."""
-    pairs = lines.filter(~lines.is_return).select("customer_id", "product_id").distinct()
-    return pairs.group_by("customer_id").aggregate(distinct_products=pairs.count())
+    """Distinct products bought per customer: a COUNT(DISTINCT) in an aggregate of its own
+    (1.6 s at 20M lines; 2.2 s as DISTINCT pairs then a count, and several times slower
+    inside the wide feature aggregate)."""
+    p = lines.filter(~lines.is_return)
+    return p.group_by("customer_id").aggregate(distinct_products=p.product_id.nunique())
 
 
 def top_categories(lines: ir.Table, column: str, n: int) -> list[str]:

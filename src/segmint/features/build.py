@@ -12,7 +12,7 @@ from ..clean import CleanTransactions
 from ..config import Clv
 from ..customers import CleanCustomers
 from ..exceptions import InputError
-from ..io import temp_name
+from ..io import temp_name, to_pandas
 from . import behaviour
 from .clv import ModelError, customer_clv
 from .clv_summary import clv_summary
@@ -103,12 +103,12 @@ class CustomerFeatures:
 
 def _add_clv(
     frame: pd.DataFrame,
-    lines: Any,
+    orders: Any,
     end: _dt.datetime,
     clv: Clv,
     params: dict | None,
 ) -> tuple[pd.DataFrame, dict]:
-    summary = clv_summary(lines, end, unit_days=clv.unit_days)
+    summary = clv_summary(orders, end, unit_days=clv.unit_days)
     try:
         values, report = customer_clv(
             summary,
@@ -159,7 +159,7 @@ def build_features(
     end = observation_end
     if tx is not None:
         lines = tx.lines
-        end = end or behaviour.default_observation_end(lines)
+        end = end or behaviour.default_observation_end(tx.span()[1])
         if categories is not None:
             cat_col, cats = categories.get("column"), list(categories.get("values") or [])
             if cat_col and cat_col not in tx.optional:
@@ -176,7 +176,7 @@ def build_features(
         if "product_id" in tx.optional:
             dp = behaviour.distinct_products(lines)
             feats = feats.left_join(dp, "customer_id").drop("customer_id_right")
-        frame = feats.execute()
+        frame = to_pandas(feats)
         only_returns = frame["frequency"].fillna(0) == 0
         frame = frame[~only_returns].sort_values("customer_id", kind="stable")
         frame = frame.reset_index(drop=True)
@@ -207,7 +207,7 @@ def build_features(
             *cat_shares,
         ]
         if clv is not None and clv.enabled:
-            frame, info["clv"] = _add_clv(frame, lines, end, clv, clv_params)
+            frame, info["clv"] = _add_clv(frame, orders, end, clv, clv_params)
         profiled = [c for c in frame.columns if c.startswith("share_") and c not in cat_shares]
         info["profiled_only"] = profiled
         info["top_categories"] = {"column": cat_col, "values": cats}

@@ -1,4 +1,6 @@
-"""Frequency / recency / T / monetary per customer for the CLV models, from order lines (Ibis).
+"""Frequency / recency / T / monetary per customer for the CLV models, from order lines or
+from the run's orders table (Ibis). The orders table has several times fewer rows than the
+lines; an order counts at its time (its first purchase line's).
 
 A *purchase period* is a day or a week (``unit_days`` 1 or 7) with at least one purchase;
 as in the BG/NBD literature, several orders in one period count once. Per customer, over
@@ -19,11 +21,23 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from ..io import to_pandas
+
 DAY = 86_400
 
 
 def _period(ts: ir.TimestampValue, unit_days: int) -> ir.IntegerValue:
     return (ts.epoch_seconds() / (DAY * unit_days)).floor().cast("int64")
+
+
+def purchases(table: ir.Table) -> ir.Table:
+    """``customer_id, ts, amount`` of the purchases in kept order lines or in an orders table
+    (``behaviour.order_table``)."""
+    if "order_ts" in table.columns:
+        p = table.filter(table.n_lines > 0)
+        return p.select("customer_id", ts=p.order_ts, amount=p.value)
+    p = table.filter(~table.is_return)
+    return p.select("customer_id", "ts", "amount")
 
 
 def clv_summary(
@@ -33,8 +47,9 @@ def clv_summary(
     unit_days: int = 7,
     holdout_end: _dt.datetime | None = None,
 ) -> pd.DataFrame:
-    """One row per customer with a purchase before ``calibration_end`` (see module doc)."""
-    buys = lines.filter(~lines.is_return)
+    """One row per customer with a purchase before ``calibration_end`` (see module doc).
+    ``lines``: kept order lines or an orders table."""
+    buys = purchases(lines)
     cal_end = ibis.literal(pd.Timestamp(calibration_end).to_pydatetime())
     cal = buys.filter(buys.ts < cal_end)
     per = cal.group_by(["customer_id", _period(cal.ts, unit_days).name("period")]).aggregate(
@@ -47,7 +62,7 @@ def clv_summary(
         total=per.value.sum(),
         first_value=per.value.argmin(per.period),
     )
-    df = cust.execute().sort_values("customer_id", kind="stable").reset_index(drop=True)
+    df = to_pandas(cust).sort_values("customer_id", kind="stable").reset_index(drop=True)
     end_units = pd.Timestamp(calibration_end).timestamp() / (DAY * unit_days)
     out = pd.DataFrame({"customer_id": df["customer_id"]})
     out["x"] = (df["n"] - 1).astype("float64")
@@ -58,11 +73,8 @@ def clv_summary(
     if holdout_end is not None:
         hold_end = ibis.literal(pd.Timestamp(holdout_end).to_pydatetime())
         h = buys.filter((buys.ts >= cal_end) & (buys.ts < hold_end))
-        counts = (
-            h.group_by("customer_id")
-            .aggregate(holdout_x=_period(h.ts, unit_days).nunique())
-            .execute()
-        )
+        counts = h.group_by("customer_id").aggregate(holdout_x=_period(h.ts, unit_days).nunique())
+        counts = to_pandas(counts)
         out = out.merge(counts, on="customer_id", how="left")
         out["holdout_x"] = out["holdout_x"].fillna(0).astype("float64")
     return out
