@@ -142,3 +142,10 @@ def test_davies_bouldin_equals_sklearn_on_random_labels(blobs):
     for seed in range(3):
         lab = np.random.default_rng(seed).integers(0, 6, len(X))
         assert metrics.davies_bouldin(X, lab) == pytest.approx(davies_bouldin_score(X, lab))
+    gappy = np.array([0, 2, 5])[np.random.default_rng(9).integers(0, 3, len(X))]
+    assert metrics.davies_bouldin(X, gappy) == pytest.approx(davies_bouldin_score(X, gappy))
+    assert np.allclose(
+        metrics.group_sums(X, gappy, 6)[[0, 2, 5]],
+        [X[gappy == g].sum(axis=0) for g in (0, 2, 5)],
+        rtol=1e-5,
+    )

@@ -32,7 +32,7 @@ import pandas as pd
 
 from . import parsing
 from .config import Cleaning
-from .io import ROW, Source, temp_name
+from .io import ROW, Source, materialise, temp_name
 from .schema import ColumnMap, require_transaction_columns
 
 REASONS = (
@@ -166,7 +166,7 @@ def clean_transactions(
         base_cols[c] = ident(c) if c == "product_id" else parsing.text(t[raw[c]])
     if rules.drop_duplicates:
         base_cols["_h"] = _row_hash(t, source.columns)
-    b = con.create_table(temp_name("lines"), t.select(ROW, **base_cols), temp=True)
+    b = materialise(con, t.select(ROW, **base_cols), "lines")
 
     # Pass 2 (lazy, cheap arithmetic on typed columns): sign, amount, first reason.
     def empty(canon: str) -> ir.BooleanValue:

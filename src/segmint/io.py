@@ -319,6 +319,31 @@ def to_pandas(expr: ir.Table) -> pd.DataFrame:
     return expr.to_pyarrow().to_pandas()
 
 
+STORE = "segmint_store"
+
+
+def materialise(con: ibis.BaseBackend, expr: ir.Table, stem: str) -> ir.Table:
+    """``expr`` computed once into a compressed in-memory table.
+
+    DuckDB keeps temporary tables uncompressed; a table in an in-memory database attached
+    with ``COMPRESS`` is dictionary/FSST/bit-packed at its checkpoint. For 20.7M typed order
+    lines that is 2.0 GB → 0.3 GB (the ids repeat), for one extra pass (~3 s), and later scans
+    are no slower. It keeps a run's peak memory well under the plain pandas pipeline's.
+    Other backends get a temporary table.
+    """
+    name = temp_name(stem)
+    if con.name != "duckdb":
+        return con.create_table(name, expr, temp=True)
+    attached = con.raw_sql(
+        f"SELECT count(*) FROM duckdb_databases() WHERE database_name = '{STORE}'"
+    ).fetchone()[0]
+    if not attached:
+        con.raw_sql(f"ATTACH ':memory:' AS {STORE} (COMPRESS)")
+    table = con.create_table(name, expr, database=(STORE, "main"))
+    con.raw_sql(f"CHECKPOINT {STORE}")
+    return table
+
+
 def temp_name(stem: str) -> str:
     """A fresh name for a temporary table in this process."""
     return f"_segmint_{stem}_{next(_counter)}"

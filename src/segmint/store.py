@@ -7,6 +7,7 @@ The only module besides ``report`` that writes files.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +31,20 @@ QUARANTINE = "quarantine.parquet"
 
 def save_run(result: RunResult, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    customers = result.customers.copy()
-    for c in customers.columns:
-        if isinstance(customers[c].dtype, pd.CategoricalDtype):
-            customers[c] = customers[c].astype("string")
-    customers.to_parquet(out / "customers.parquet", index=False)
-    _write_csv(customers, out / "customers.csv")
+    customers = result.customers
+    cats = [c for c in customers.columns if isinstance(customers[c].dtype, pd.CategoricalDtype)]
+    if cats:
+        customers = customers.assign(**{c: customers[c].astype("string") for c in cats})
+    # The two large files are written by Arrow (which releases the GIL) on a thread while
+    # the rest of the run folder is written here: at 1M customers the CSV alone takes ~2.4 s.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        big = pool.submit(_write_customers, customers, out)
+        _write_rest(result, out)
+        big.result()  # re-raises a write error
+    return out
+
+
+def _write_rest(result: RunResult, out: Path) -> None:
     result.segments.to_csv(out / "segments.csv", index=False)
     if result.comparison is not None:
         result.comparison.table.to_csv(out / "comparison.csv", index=False)
@@ -63,7 +72,15 @@ def save_run(result: RunResult, out: Path) -> Path:
         from .report.html import write_charts
 
         write_charts(result, out / "charts")
-    return out
+
+
+def _write_customers(customers: pd.DataFrame, out: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(customers, preserve_index=False)
+    pq.write_table(table, out / "customers.parquet")
+    _write_arrow_csv(table, out / "customers.csv")
 
 
 def finite(obj: Any) -> Any:
@@ -128,12 +145,11 @@ def save_tracking(t: Tracking, out: Path, every: str, settings: Settings) -> Pat
     return out
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
+def _write_arrow_csv(table: Any, path: Path) -> None:
     """Fast CSV through Arrow (pandas' writer is ~5x slower at a million rows)."""
-    import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), str(path))
+    pacsv.write_csv(table, str(path))
 
 
 def write_quarantine(ing: Ingested, path: Path) -> int:

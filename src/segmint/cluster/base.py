@@ -183,9 +183,10 @@ def relabel(labels: np.ndarray, remap: np.ndarray) -> np.ndarray:
 def segment_means(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Mean of each segment's rows (noise excluded), shape (k, d)."""
     ok = labels >= 0
-    sums = np.zeros((k, X.shape[1]), dtype=np.float64)
-    np.add.at(sums, labels[ok], X[ok])
-    counts = np.maximum(np.bincount(labels[ok], minlength=k), 1)[:, None]
+    if not ok.all():
+        X, labels = X[ok], labels[ok]
+    sums = metrics.group_sums(X, labels, k)
+    counts = np.maximum(np.bincount(labels, minlength=k), 1)[:, None]
     return (sums / counts).astype(np.float32)
 
 

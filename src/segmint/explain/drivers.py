@@ -129,9 +129,10 @@ def explain_drivers(
     tr, te = train_test_split(
         np.arange(len(y)), test_size=test_share, stratify=_strata(y), random_state=seed
     )
-    model = HistGradientBoostingClassifier(
+    model = HistGradientBoostingClassifier(  # 50 rounds at 0.2: as 100 at 0.1, half the time
         categorical_features="from_dtype",
-        max_iter=100,
+        max_iter=50,
+        learning_rate=0.2,
         early_stopping=True,
         random_state=seed,
     )
