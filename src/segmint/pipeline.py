@@ -10,6 +10,7 @@ import datetime as _dt
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from . import io, preprocess
 from ._version import __version__
 from .churn import churn_risk
 from .cluster import ALGORITHMS, make_segmenter
-from .cluster.registry import refit_factory
+from .cluster.registry import refit_factory, refit_settings
 from .config import Settings
 from .evaluate import metrics
 from .evaluate.compare import Comparison, compare_methods
@@ -112,75 +113,23 @@ def run(
         if settings.features:
             feats = feats.select(settings.features)
         feats, dropped = feats.drop_uninformative()
-    with _stage("churn", timings, progress):
-        churn = _churn(ing, feats, settings)
+    # Churn needs the lines and the customers' features only, so it runs on a thread beside
+    # preprocess and cluster (DuckDB, boosting and BLAS release the GIL) and is joined before
+    # explain. Its timing is its own; the stages overlap.
+    pool = ThreadPoolExecutor(max_workers=1)
+    churn_job = pool.submit(_churn_stage, ing, feats, settings, timings, progress)
+    try:
+        sg = _segment(feats, settings, timings, progress)
+        churn, churn_scores = churn_job.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     frame = feats.frame
+    if churn_scores is not None:
+        frame = feats.frame = frame.merge(churn_scores, on="customer_id", how="left")
+    seg, cfg, X, pre = sg.segmenter, sg.cfg, sg.X, sg.preprocessor
+    comparison, final_metrics, stability = sg.comparison, sg.final_metrics, sg.stability
+    prep_report, labels = sg.preprocessing, seg.labels_
     log.info("rows %s; %d customers; features %s", ing.rows, len(frame), feats.names)
-    with _stage("preprocess", timings, progress):
-        p = settings.preprocess
-        pre = preprocess.make_preprocessor(
-            feats.numeric,
-            feats.categorical,
-            skew_threshold=p.log_skew_threshold,
-            iqr_factor=p.clip_iqr,
-            max_categories=p.max_categories,
-        )
-        X = preprocess.fit_transform(
-            pre, frame, feats.numeric, feats.categorical, seed=settings.seed
-        )
-        prep_report = preprocess.preprocessing_report(pre, frame, feats.numeric, feats.categorical)
-    with _stage("cluster", timings, progress):
-        cfg = settings.clustering
-        comparison = None
-        groups = preprocess.categorical_groups(pre, len(feats.numeric))
-        if cfg.algorithm == "all":
-            comparison = compare_methods(
-                X,
-                cfg,
-                list(ALGORITHMS),
-                seed=settings.seed,
-                categorical_groups=groups,
-                progress=(lambda d: progress("cluster", d)) if progress else None,
-            )
-            seg = comparison.segmenters[comparison.recommended]
-            cfg = cfg.model_copy(update={"algorithm": comparison.recommended})
-        else:
-            seg = make_segmenter(cfg, settings.seed, categorical_groups=groups)
-            seg.fit(X, progress=(lambda d: progress("cluster", d)) if progress else None)
-        labels = seg.labels_
-        final_metrics = _final_metrics(X, seg, settings, cfg.algorithm)
-        stability = None
-        if settings.clustering.stability_runs:
-            if progress:
-                progress("cluster", "stability")
-            stability = bootstrap_stability(
-                refit_factory(cfg, settings.seed, seg),
-                X,
-                labels,
-                seg.k_,
-                runs=settings.clustering.stability_runs,
-                sample=settings.clustering.stability_sample,
-                seed=settings.seed,
-            )
-            final_metrics["stability_ari"] = round(stability.ari, 6)
-            ks = seg.selection_["k"].astype(int).tolist()
-            if len(ks) > 1 and cfg.algorithm in PER_K_STABILITY:
-                if progress:
-                    progress("cluster", "stability per k")
-                per_k = stability_per_k(
-                    lambda k, s: make_segmenter(
-                        cfg.model_copy(update={"k": k, "n_init": 1}), s, categorical_groups=groups
-                    ),
-                    X,
-                    ks,
-                    runs=2,
-                    sample=min(settings.clustering.stability_sample, 3000),
-                    seed=settings.seed,
-                )
-                seg.selection_["stability"] = seg.selection_["k"].map(per_k)
-            final_metrics["unstable_segments"] = stability.segments.loc[
-                stability.segments["unstable"], "segment"
-            ].tolist()
     with _stage("explain", timings, progress):
         insights = explain(
             frame,
@@ -305,18 +254,119 @@ def run(
     )
 
 
-def _churn(ing: Ingested, feats: CustomerFeatures, settings: Settings) -> dict[str, Any] | None:
-    """Add ``churn_probability`` to the customer table; the evaluation for the manifest."""
+@dataclass
+class _Segmented:
+    preprocessor: Any
+    preprocessing: dict[str, Any]
+    X: np.ndarray
+    segmenter: Any
+    cfg: Any
+    comparison: Comparison | None
+    final_metrics: dict[str, Any]
+    stability: Any
+
+
+def _segment(
+    feats: CustomerFeatures,
+    settings: Settings,
+    timings: dict[str, float],
+    progress: Progress | None,
+) -> _Segmented:
+    """Preprocess and cluster stages: the fitted preprocessor and segmenter, with metrics."""
+    with _stage("preprocess", timings, progress):
+        p = settings.preprocess
+        pre = preprocess.make_preprocessor(
+            feats.numeric,
+            feats.categorical,
+            skew_threshold=p.log_skew_threshold,
+            iqr_factor=p.clip_iqr,
+            max_categories=p.max_categories,
+        )
+        X = preprocess.fit_transform(
+            pre, feats.frame, feats.numeric, feats.categorical, seed=settings.seed
+        )
+        prep_report = preprocess.preprocessing_report(
+            pre, feats.frame, feats.numeric, feats.categorical
+        )
+    with _stage("cluster", timings, progress):
+        cfg = settings.clustering
+        comparison = None
+        groups = preprocess.categorical_groups(pre, len(feats.numeric))
+        if cfg.algorithm == "all":
+            comparison = compare_methods(
+                X,
+                cfg,
+                list(ALGORITHMS),
+                seed=settings.seed,
+                categorical_groups=groups,
+                progress=(lambda d: progress("cluster", d)) if progress else None,
+            )
+            seg = comparison.segmenters[comparison.recommended]
+            cfg = cfg.model_copy(update={"algorithm": comparison.recommended})
+        else:
+            seg = make_segmenter(cfg, settings.seed, categorical_groups=groups)
+            seg.fit(X, progress=(lambda d: progress("cluster", d)) if progress else None)
+        labels = seg.labels_
+        final_metrics = _final_metrics(X, seg, settings, cfg.algorithm)
+        stability = None
+        if settings.clustering.stability_runs:
+            if progress:
+                progress("cluster", "stability")
+            stability = bootstrap_stability(
+                refit_factory(cfg, settings.seed, seg),
+                X,
+                labels,
+                seg.k_,
+                runs=settings.clustering.stability_runs,
+                sample=settings.clustering.stability_sample,
+                seed=settings.seed,
+            )
+            final_metrics["stability_ari"] = round(stability.ari, 6)
+            ks = seg.selection_["k"].astype(int).tolist()
+            if len(ks) > 1 and cfg.algorithm in PER_K_STABILITY:
+                if progress:
+                    progress("cluster", "stability per k")
+                per_k = stability_per_k(
+                    lambda k, s: make_segmenter(
+                        refit_settings(cfg, k=k, n_init=1), s, categorical_groups=groups
+                    ),
+                    X,
+                    ks,
+                    runs=2,
+                    sample=min(settings.clustering.stability_sample, 3000),
+                    seed=settings.seed,
+                )
+                seg.selection_["stability"] = seg.selection_["k"].map(per_k)
+            final_metrics["unstable_segments"] = stability.segments.loc[
+                stability.segments["unstable"], "segment"
+            ].tolist()
+    return _Segmented(pre, prep_report, X, seg, cfg, comparison, final_metrics, stability)
+
+
+def _churn_stage(
+    ing: Ingested,
+    feats: CustomerFeatures,
+    settings: Settings,
+    timings: dict[str, float],
+    progress: Progress | None,
+) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
+    with _stage("churn", timings, progress):
+        return _churn(ing, feats, settings)
+
+
+def _churn(
+    ing: Ingested, feats: CustomerFeatures, settings: Settings
+) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
+    """The evaluation for the manifest and ``customer_id, churn_probability``."""
     if ing.transactions is None or not settings.churn.enabled or feats.observation_end is None:
-        return None
+        return None, None
     try:
         res = churn_risk(
             ing.transactions, feats.frame, feats.observation_end, settings.churn, seed=settings.seed
         )
     except SegmintError as exc:
-        return {"skipped": str(exc)}
-    feats.frame = feats.frame.merge(res.scores, on="customer_id", how="left")
-    return {**res.metrics, "calibration": res.calibration.to_dict("records")}
+        return {"skipped": str(exc)}, None
+    return {**res.metrics, "calibration": res.calibration.to_dict("records")}, res.scores
 
 
 def _clv_params(report: dict | None) -> dict | None:

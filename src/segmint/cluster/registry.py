@@ -82,6 +82,13 @@ def make_segmenter(
     return seg
 
 
+def refit_settings(c: Clustering, **update: Any) -> Clustering:
+    """Settings for a stability refit: only its labels are used, so the silhouette every
+    segmenter reports for its candidate k runs on a token sample (at 2,400 rows it was 70%
+    of a refit's time)."""
+    return c.model_copy(update={"silhouette_sample": 100, "bootstrap": 10, **update})
+
+
 def refit_factory(c: Clustering, seed: int, fitted: Any) -> Callable[[], Any]:
     """Unfitted copies of ``fitted``'s algorithm with its outcome fixed — k for the k-based
     methods, eps/min_samples for density ones — each with a fresh seed (for stability)."""
@@ -91,7 +98,7 @@ def refit_factory(c: Clustering, seed: int, fitted: Any) -> Callable[[], Any]:
             update["eps"] = fitted.eps_
     else:
         update = {"k": fitted.k_, "n_init": min(c.n_init, 2)}
-    fixed = c.model_copy(update=update)
+    fixed = refit_settings(c, **update)
     counter = iter(range(1, 1_000_000))
     groups = getattr(fitted, "categorical_groups", None)
     return lambda: make_segmenter(fixed, seed + next(counter), categorical_groups=groups)
