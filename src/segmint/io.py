@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -323,13 +326,15 @@ STORE = "segmint_store"
 
 
 def materialise(con: ibis.BaseBackend, expr: ir.Table, stem: str) -> ir.Table:
-    """``expr`` computed once into a compressed in-memory table.
+    """``expr`` computed once into a compressed table.
 
-    DuckDB keeps temporary tables uncompressed; a table in an in-memory database attached
-    with ``COMPRESS`` is dictionary/FSST/bit-packed at its checkpoint. For 20.7M typed order
-    lines that is 2.0 GB → 0.3 GB (the ids repeat), for one extra pass (~3 s), and later scans
-    are no slower. It keeps a run's peak memory well under the plain pandas pipeline's.
-    Other backends get a temporary table.
+    DuckDB keeps temporary tables uncompressed in memory. A table in a database file is
+    compressed (dictionary, FSST, bit-packing) row group by row group as it is written, and
+    its blocks stay cached in memory while there is room. For 20.7M typed order lines that
+    is 2.0 GB → 0.43 GB, at the same speed (6.3 s against 2.8 s to build + 3.4–7.7 s to
+    compress an in-memory ``COMPRESS`` database at a checkpoint), and the run's peak memory
+    never holds the uncompressed copy. The file lives in a private temporary directory
+    (``TMPDIR``) removed with the connection. Other backends get a temporary table.
     """
     name = temp_name(stem)
     if con.name != "duckdb":
@@ -338,10 +343,10 @@ def materialise(con: ibis.BaseBackend, expr: ir.Table, stem: str) -> ir.Table:
         f"SELECT count(*) FROM duckdb_databases() WHERE database_name = '{STORE}'"
     ).fetchone()[0]
     if not attached:
-        con.raw_sql(f"ATTACH ':memory:' AS {STORE} (COMPRESS)")
-    table = con.create_table(name, expr, database=(STORE, "main"))
-    con.raw_sql(f"CHECKPOINT {STORE}")
-    return table
+        folder = tempfile.mkdtemp(prefix="segmint-")
+        con.raw_sql(f"ATTACH '{Path(folder) / 'store.duckdb'}' AS {STORE}")
+        weakref.finalize(con, shutil.rmtree, folder, ignore_errors=True)
+    return con.create_table(name, expr, database=(STORE, "main"))
 
 
 def temp_name(stem: str) -> str:
