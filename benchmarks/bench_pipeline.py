@@ -33,12 +33,13 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 
-def child_segmint(data: Path, out: Path) -> dict:
+def child_segmint(data: Path, out: Path, config: Path | None = None) -> dict:
     from segmint.cli import app
 
+    extra = ["--config", str(config)] if config else []
     t0 = time.perf_counter()
     try:
-        app(["run", str(data), "--out", str(out)], standalone_mode=False)
+        app(["run", str(data), "--out", str(out), *extra], standalone_mode=False)
     except SystemExit as exc:  # typer exits on errors
         if exc.code:
             raise
@@ -78,8 +79,10 @@ def child_plain(data: Path, out: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "peak_mb": peak_mb()}
 
 
-def _run_child(kind: str, data: Path, out: Path) -> dict:
+def _run_child(kind: str, data: Path, out: Path, config: Path | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--data", str(data), "--out", str(out)]
+    if config:
+        cmd += ["--config", str(config)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         sys.exit(f"{kind} failed:\n{res.stdout}\n{res.stderr}")
@@ -107,10 +110,18 @@ def main() -> None:
     ap.add_argument("--child", choices=["segmint", "plain"])
     ap.add_argument("--data", type=Path)
     ap.add_argument("--out", type=Path)
+    ap.add_argument(
+        "--config",
+        type=Path,
+        help="settings file for the segmint run (e.g. benchmarks/lean.toml: no CLV, churn or "
+        "drivers), noted in the recorded row",
+    )
     args = ap.parse_args()
     if args.child:
-        fn = child_segmint if args.child == "segmint" else child_plain
-        print(json.dumps(fn(args.data, args.out)))
+        if args.child == "segmint":
+            print(json.dumps(child_segmint(args.data, args.out, args.config)))
+        else:
+            print(json.dumps(child_plain(args.data, args.out)))
         return
 
     from segmint.synth import generate_orders
@@ -125,7 +136,7 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     lines = pq.ParquetFile(data).metadata.num_rows
-    seg = _run_child("segmint", data, OUT / "segmint_run")
+    seg = _run_child("segmint", data, OUT / "segmint_run", args.config)
     plain = _run_child("plain", data, OUT / "plain_run")
     seg["ari"] = _ari(truth, OUT / "segmint_run" / "customers.parquet")
     plain["ari"] = _ari(truth, OUT / "plain_run" / "customers.csv")
@@ -147,7 +158,8 @@ def main() -> None:
         row = (
             f"| {time.strftime('%Y-%m-%d')} | {args.customers:,} | {lines:,} | "
             f"{cell(seg)} (k={manifest['k']}) | {cell(plain)} | {t_ratio:.2f}x | "
-            f"{m_ratio:.2f}x | {os.cpu_count()} cores, Python {platform.python_version()} |\n"
+            f"{m_ratio:.2f}x | {os.cpu_count()} cores, Python {platform.python_version()}"
+            f"{f' ({args.config.name})' if args.config else ''} |\n"
         )
         path = HERE / "RESULTS.md"
         text = path.read_text(encoding="utf-8")

@@ -19,6 +19,7 @@ from segmint.features.clv import (
     ModelError,
     bgnbd_loglik,
     gamma_gamma_loglik,
+    gamma_gamma_negll,
     lifetime_value,
 )
 
@@ -81,6 +82,16 @@ def test_gamma_gamma_loglik_equals_direct_formula():
             * g**q * m ** (p * x - 1) * x ** (p * x) / (g + m * x) ** (p * x + q)
         )  # fmt: skip
         assert gamma_gamma_loglik([p, q, g], [x], [m])[0] == pytest.approx(np.log(dens))
+
+
+def test_gamma_gamma_sufficient_statistics_equal_the_per_customer_sum():
+    rng = np.random.default_rng(4)
+    x = rng.integers(1, 12, 5000).astype(float)
+    m = rng.gamma(3.0, 20.0, 5000)
+    negll = gamma_gamma_negll(x, m)
+    for params in ([2.0, 3.5, 10.0], [6.0, 4.0, 15.0], [0.7, 1.2, 300.0]):
+        direct = -gamma_gamma_loglik(params, x, m).sum()
+        assert negll(np.array(params)) == pytest.approx(direct, rel=1e-10)
 
 
 def _ci99(table: pd.DataFrame, k: str) -> tuple[float, float]:
