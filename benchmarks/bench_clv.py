@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import peak_mb
+from _common import machine, peak_mb, record
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -171,14 +169,9 @@ def main() -> None:
         row = (
             f"| {dt.date.today()} | {summ['customers']:,} | "
             f"summary {summ['summary_seconds']:.1f} s "
-            f"| {cell(seg)} | {cell(life)} | {diff or '–'} | {os.cpu_count()} cores, "
-            f"Python {platform.python_version()} |\n"
+            f"| {cell(seg)} | {cell(life)} | {diff or '–'} | {machine()} |"
         )
-        path = HERE / "RESULTS.md"
-        text = path.read_text(encoding="utf-8")
-        marker = "<!-- bench_clv.py --record inserts rows above this line -->"
-        text = text.replace(marker, row + marker) if marker in text else text + row
-        path.write_text(text, encoding="utf-8")
+        record("bench_clv.py", row)
 
 
 if __name__ == "__main__":

@@ -17,18 +17,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import peak_mb
+from _common import machine, peak_mb, record
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-MARKER = "<!-- bench_methods.py --record inserts rows above this line -->"
 
 
 def prepare(customers: int, seed: int) -> Path:
@@ -137,12 +134,7 @@ def main() -> None:
                 f"{r['peak_mb']} MB | {r['k']} | {r['silhouette']} | {r['noise']:.1%} | "
                 f"{r['ari']} |"
             )
-        note = f"<!-- {os.cpu_count()} cores, Python {platform.python_version()} -->"
-        path = HERE / "RESULTS.md"
-        text = path.read_text(encoding="utf-8")
-        block = "\n".join(lines) + "\n" + note + "\n"
-        text = text.replace(MARKER, block + MARKER) if MARKER in text else text + block
-        path.write_text(text, encoding="utf-8")
+        record("bench_methods.py", "\n".join([*lines, f"<!-- {machine()} -->"]))
 
 
 if __name__ == "__main__":

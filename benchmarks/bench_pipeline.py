@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import peak_mb
+from _common import machine, peak_mb, record
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -158,14 +156,9 @@ def main() -> None:
         row = (
             f"| {time.strftime('%Y-%m-%d')} | {args.customers:,} | {lines:,} | "
             f"{cell(seg)} (k={manifest['k']}) | {cell(plain)} | {t_ratio:.2f}x | "
-            f"{m_ratio:.2f}x | {os.cpu_count()} cores, Python {platform.python_version()}"
-            f"{f' ({args.config.name})' if args.config else ''} |\n"
+            f"{m_ratio:.2f}x | {machine()}{f' ({args.config.name})' if args.config else ''} |"
         )
-        path = HERE / "RESULTS.md"
-        text = path.read_text(encoding="utf-8")
-        marker = "<!-- bench_pipeline.py --record inserts rows above this line -->"
-        text = text.replace(marker, row + marker) if marker in text else text + row
-        path.write_text(text, encoding="utf-8")
+        record("bench_pipeline.py", row)
 
 
 if __name__ == "__main__":
