@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
@@ -35,23 +34,13 @@ from .clean import CleanTransactions
 from .config import Churn
 from .exceptions import SegmintError
 from .features import build_features
+from .features.build import BEHAVIOUR
 from .features.clv import BetaGeo, ModelError
 from .features.clv_summary import clv_summary
 from .io import temp_name
 from .parsing import hash64
 
-FEATURES = (
-    "recency_days",
-    "frequency",
-    "monetary",
-    "avg_order_value",
-    "tenure_days",
-    "mean_interpurchase_days",
-    "regularity",
-    "return_rate",
-    "avg_basket_items",
-    "distinct_products",
-)
+FEATURES = BEHAVIOUR
 
 
 class LeakageError(SegmintError):
@@ -109,7 +98,7 @@ def sample_lines(tx: CleanTransactions, share: float) -> CleanTransactions:
     kept = lines.filter(bucket < round(share * 10_000))
     # materialised once: every snapshot then scans the sample, not all the lines
     kept = lines.get_backend().create_table(temp_name("churn_sample"), kept, temp=True)
-    return dataclasses.replace(tx, lines=kept, first_ts=None, last_ts=None)
+    return tx.with_lines(kept)
 
 
 def snapshot(tx: CleanTransactions, at: _dt.datetime, horizon_days: int | None) -> pd.DataFrame:

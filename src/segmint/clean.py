@@ -8,7 +8,7 @@ order ids and negative quantities) are kept as return lines, not purchases, unle
 How it runs (all Ibis, so the same code can run on another backend):
 
 1. one pass types every line (ids, timestamp, numbers, raw-emptiness flags, a row hash)
-   into a temporary table, each value computed once;
+   into a compressed table (``io.materialise``), each value computed once;
 2. reasons, signs and amounts are cheap lazy arithmetic over that table;
 3. exact duplicates are found from hash buckets, comparing only the few candidates;
 4. kept lines, rejects and counts are filters of the same table. DuckDB spills the table to
@@ -72,19 +72,19 @@ class CleanTransactions:
     first_ts: _dt.datetime | None = None
     last_ts: _dt.datetime | None = None
 
+    def with_lines(self, lines: ir.Table) -> CleanTransactions:
+        """The same accounting over a subset of the kept lines (its time span recounted)."""
+        return dataclasses.replace(self, lines=lines, first_ts=None, last_ts=None)
+
     def before(self, at: _dt.datetime) -> CleanTransactions:
         """The kept lines strictly before ``at`` (the history as it was known then)."""
-        return dataclasses.replace(
-            self, lines=self.lines.filter(self.lines.ts < at), first_ts=None, last_ts=None
-        )
+        return self.with_lines(self.lines.filter(self.lines.ts < at))
 
     def span(self) -> tuple[_dt.datetime | None, _dt.datetime | None]:
         """First and last time among the kept lines (counted during cleaning when known)."""
         if self.first_ts is None or self.last_ts is None:
             agg = self.lines.aggregate(lo=self.lines.ts.min(), hi=self.lines.ts.max()).execute()
-            lo, hi = agg["lo"].iloc[0], agg["hi"].iloc[0]
-            self.first_ts = None if pd.isna(lo) else pd.Timestamp(lo).to_pydatetime()
-            self.last_ts = None if pd.isna(hi) else pd.Timestamp(hi).to_pydatetime()
+            self.first_ts, self.last_ts = _when(agg["lo"].iloc[0]), _when(agg["hi"].iloc[0])
         return self.first_ts, self.last_ts
 
     @property
@@ -256,9 +256,13 @@ def clean_transactions(
         returns=n_returns,
         notes=notes,
         optional=optional,
-        first_ts=None if pd.isna(lo) else pd.Timestamp(lo).to_pydatetime(),
-        last_ts=None if pd.isna(hi) else pd.Timestamp(hi).to_pydatetime(),
+        first_ts=_when(lo),
+        last_ts=_when(hi),
     )
+
+
+def _when(value: object) -> _dt.datetime | None:
+    return None if pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
 
 def _row_hash(t: ir.Table, columns: list[str]) -> ir.IntegerValue:

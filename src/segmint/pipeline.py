@@ -117,7 +117,7 @@ def run(
     # preprocess and cluster (DuckDB, boosting and BLAS release the GIL) and is joined before
     # explain. Its timing is its own; the stages overlap.
     pool = ThreadPoolExecutor(max_workers=1)
-    churn_job = pool.submit(_churn_stage, ing, feats, settings, timings, progress)
+    churn_job = pool.submit(_churn, ing, feats, settings, timings, progress)
     try:
         sg = _segment(feats, settings, timings, progress)
         churn, churn_scores = churn_job.result()
@@ -343,30 +343,26 @@ def _segment(
     return _Segmented(pre, prep_report, X, seg, cfg, comparison, final_metrics, stability)
 
 
-def _churn_stage(
+def _churn(
     ing: Ingested,
     feats: CustomerFeatures,
     settings: Settings,
     timings: dict[str, float],
     progress: Progress | None,
 ) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
+    """The churn stage: the evaluation for the manifest and ``customer_id,
+    churn_probability``."""
     with _stage("churn", timings, progress):
-        return _churn(ing, feats, settings)
-
-
-def _churn(
-    ing: Ingested, feats: CustomerFeatures, settings: Settings
-) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
-    """The evaluation for the manifest and ``customer_id, churn_probability``."""
-    if ing.transactions is None or not settings.churn.enabled or feats.observation_end is None:
-        return None, None
-    try:
-        res = churn_risk(
-            ing.transactions, feats.frame, feats.observation_end, settings.churn, seed=settings.seed
-        )
-    except SegmintError as exc:
-        return {"skipped": str(exc)}, None
-    return {**res.metrics, "calibration": res.calibration.to_dict("records")}, res.scores
+        tx = ing.transactions
+        if tx is None or not settings.churn.enabled or feats.observation_end is None:
+            return None, None
+        try:
+            res = churn_risk(
+                tx, feats.frame, feats.observation_end, settings.churn, seed=settings.seed
+            )
+        except SegmintError as exc:
+            return {"skipped": str(exc)}, None
+        return {**res.metrics, "calibration": res.calibration.to_dict("records")}, res.scores
 
 
 def _clv_params(report: dict | None) -> dict | None:

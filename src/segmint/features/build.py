@@ -18,6 +18,21 @@ from .clv import ModelError, customer_clv
 from .clv_summary import clv_summary
 from .rfm import rfm_scores
 
+# Behaviour features meaningful for every customer: segmented on by default (with the top
+# category shares) and the churn model's inputs. ``distinct_products`` needs a product column.
+BEHAVIOUR = (
+    "recency_days",
+    "frequency",
+    "monetary",
+    "avg_order_value",
+    "tenure_days",
+    "mean_interpurchase_days",
+    "regularity",
+    "return_rate",
+    "distinct_products",
+    "avg_basket_items",
+)
+
 # Columns computed for every customer but not used for clustering by default: they restate
 # features (scores of R, F, M) or are bookkeeping.
 DESCRIPTIVE = (
@@ -193,19 +208,7 @@ def build_features(
         # they would split the base by "which quarter was the one order"; they are computed
         # and profiled, and can be chosen with ``features``.
         cat_shares = [c for c in frame.columns if c.startswith("share_cat_")]
-        numeric = [
-            "recency_days",
-            "frequency",
-            "monetary",
-            "avg_order_value",
-            "tenure_days",
-            "mean_interpurchase_days",
-            "regularity",
-            "return_rate",
-            *(["distinct_products"] if "distinct_products" in frame else []),
-            "avg_basket_items",
-            *cat_shares,
-        ]
+        numeric = [*(c for c in BEHAVIOUR if c in frame.columns), *cat_shares]
         if clv is not None and clv.enabled:
             frame, info["clv"] = _add_clv(frame, orders, end, clv, clv_params)
         profiled = [c for c in frame.columns if c.startswith("share_") and c not in cat_shares]
