@@ -60,6 +60,7 @@ def test_customer_rows_quarantined(tmp_path):
         "invalid_age": 1,
     }
     assert r.manifest["rows"]["read"] == 303 and r.manifest["customers"] == 300
+    assert sorted(r.quarantine["_row"]) == [301, 302, 303]
     q = pd.read_parquet(r.save(tmp_path / "run") / "quarantine.parquet")
     assert sorted(q["_row"]) == [301, 302, 303]
     assert set(q["reason"]) == {"missing_customer_id", "duplicate_customer_id", "invalid_age"}

@@ -27,6 +27,8 @@ def test_every_row_accounted(retail):
     assert len(q) == sum(rows["quarantined"].values())
     assert q["reason"].value_counts().to_dict() == rows["quarantined"]
     assert q["_row"].is_unique
+    # the API result gives the same rows as the file
+    pd.testing.assert_frame_equal(r.quarantine, q)
 
 
 def _independent(path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +62,17 @@ class RunResult:
     embedding_sample: pd.DataFrame = field(repr=False)
     diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
     comparison: Comparison | None = field(default=None, repr=False)
+
+    @property
+    def quarantine(self) -> pd.DataFrame:
+        """The rejected rows (raw values as text, row number, reason), as the run folder's
+        ``quarantine.parquet`` holds them; read from the input again on each access."""
+        from . import store
+
+        with tempfile.TemporaryDirectory(prefix="segmint-") as folder:
+            path = Path(folder) / store.QUARANTINE
+            store.write_quarantine(self.ingested, path)
+            return pd.read_parquet(path)
 
     @property
     def k(self) -> int:
@@ -123,6 +135,24 @@ def run(
         churn, churn_scores = churn_job.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    return _explain_and_assemble(
+        ing, feats, dropped, sg, churn, churn_scores, settings, timings, progress
+    )
+
+
+def _explain_and_assemble(
+    ing: Ingested,
+    feats: CustomerFeatures,
+    dropped: dict[str, str],
+    sg: _Segmented,
+    churn: dict[str, Any] | None,
+    churn_scores: pd.DataFrame | None,
+    settings: Settings,
+    timings: dict[str, float],
+    progress: Progress | None,
+) -> RunResult:
+    """The explain stage and the result: profiles, tests, drivers, personas, anomalies, each
+    customer's scores, the model and the manifest."""
     frame = feats.frame
     if churn_scores is not None:
         frame = feats.frame = frame.merge(churn_scores, on="customer_id", how="left")
