@@ -32,6 +32,7 @@ OUT = HERE / "out"
 
 
 def child_segmint(data: Path, out: Path, config: Path | None = None) -> dict:
+    import segmint.pipeline  # noqa: F401 - imported before the clock, as the plain side's libraries are
     from segmint.cli import app
 
     extra = ["--config", str(config)] if config else []

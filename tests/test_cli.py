@@ -2,6 +2,8 @@
 paragraph (file, column, row, expectation), exit code 2 and no traceback."""
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -18,6 +20,16 @@ def invoke(*args):
     result = runner.invoke(app, [str(a) for a in args])
     assert "Traceback" not in result.output, result.output
     return result
+
+
+def test_cli_starts_without_the_models():
+    # `segmint --help` and `segmint generate` must not wait ~2 s for scikit-learn and SciPy.
+    code = (
+        "import sys, segmint.cli; "
+        "print(sorted(m for m in ('segmint.pipeline', 'sklearn', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .config import Settings
 from .exceptions import ArtifactError, ConfigError, InputError, SegmintError
-from .explain.effect import EffectResult
-from .model import SegmentationModel
-from .pipeline import RunResult, run
+
+if TYPE_CHECKING:
+    from .explain.effect import EffectResult
+    from .model import SegmentationModel
+    from .pipeline import RunResult, run
+
+# Imported on first use: the pipeline pulls in scikit-learn, SciPy and skops (~2 s), which
+# ``segmint --help`` and ``segmint generate`` never need.
+_LAZY = {
+    "EffectResult": ".explain.effect",
+    "SegmentationModel": ".model",
+    "RunResult": ".pipeline",
+    "run": ".pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'segmint' has no attribute {name!r}")
 
 
 def segment(data: Any, *more: Any, settings: Settings | None = None, **options: Any) -> RunResult:
@@ -42,6 +62,8 @@ def segment(data: Any, *more: Any, settings: Settings | None = None, **options: 
     paths = [str(x) for x in inputs if not hasattr(x, "columns")]
     if len(paths) == len(inputs):
         s = s.merged({"inputs": paths})
+    from .pipeline import run
+
     return run(s, inputs=inputs)
 
 
