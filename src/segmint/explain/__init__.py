@@ -76,39 +76,20 @@ def explain(
             [f"personas.value_column: no column {revenue!r}; have {', '.join(frame.columns)}"]
         )
     step("profiles and statistical tests")
+    data = (frame, labels, numeric, categorical)  # what every step describes
     # Two single-threaded jobs whose sorting and grouping release the GIL: side by side they
     # take 1.9 s instead of 2.9 s at a million customers.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        profiling = pool.submit(
-            profile_segments,
-            frame,
-            labels,
-            numeric,
-            categorical,
-            revenue=revenue,
-            also_numeric=descriptive,
-        )
+        profiling = pool.submit(profile_segments, *data, revenue=revenue, also_numeric=descriptive)
         tests = compare_groups(
-            frame,
-            labels,
-            numeric,
-            categorical,
-            alpha=e.alpha,
-            posthoc_sample=e.posthoc_sample,
-            seed=settings.seed,
+            *data, alpha=e.alpha, posthoc_sample=e.posthoc_sample, seed=settings.seed
         )
         segments = profiling.result()
     drivers = None
     if e.drivers and len(np.unique(labels)) > 1:
         step("drivers")
         drivers = explain_drivers(
-            frame,
-            labels,
-            numeric,
-            categorical,
-            sample=e.drivers_sample,
-            repeats=e.drivers_repeats,
-            seed=settings.seed,
+            *data, sample=e.drivers_sample, repeats=e.drivers_repeats, seed=settings.seed
         )
     step("personas")
     segments = build_personas(
