@@ -33,6 +33,12 @@ RFM_SEGMENTS = (
 )
 
 
+# The grid as category codes: row R - 1, column FM - 1.
+_CODES = np.array(
+    [[RFM_SEGMENTS.index(_GRID[r][c]) for c in range(5)] for r in range(1, 6)], dtype=np.int8
+)
+
+
 def rfm_name(r: float, fm: float) -> str:
     """The named segment of (possibly fractional) R and FM scores, rounded half up."""
     ri = int(np.clip(np.floor(r + 0.5), 1, 5))
@@ -55,14 +61,15 @@ def rfm_scores(recency_days: pd.Series, frequency: pd.Series, monetary: pd.Serie
     f = quintile_score(frequency)
     m = quintile_score(monetary)
     fm = np.floor((f.astype(float) + m.astype(float)) / 2 + 0.5).astype(int).clip(1, 5)
-    names = [_GRID[int(ri)][int(fi) - 1] for ri, fi in zip(r, fm, strict=True)]
+    codes = _CODES[r.to_numpy() - 1, fm.to_numpy() - 1]
+    code = r.astype(np.int16) * 100 + f.astype(np.int16) * 10 + m.astype(np.int16)
     return pd.DataFrame(
         {
             "r_score": r,
             "f_score": f,
             "m_score": m,
-            "rfm_code": r.astype(str) + f.astype(str) + m.astype(str),
-            "rfm_segment": pd.Categorical(names, categories=RFM_SEGMENTS),
+            "rfm_code": code.astype(str),
+            "rfm_segment": pd.Categorical.from_codes(codes, categories=list(RFM_SEGMENTS)),
         },
         index=recency_days.index,
     )
