@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -52,13 +53,34 @@ def test_generate_run_predict(generated):
         r = invoke("predict", "--run", d / "run", d / "orders.parquet", "--out", d / out)
         assert r.exit_code == 0, r.output
         scored = pd.read_csv(d / out) if out.endswith("csv") else pd.read_parquet(d / out)
-        assert list(scored.columns) == ["customer_id", "segment", "segment_name", "confidence"]
-        both = scored.merge(customers[["customer_id", "segment"]], on="customer_id")
+        # the four columns, then the churn risk from the run's churn model
+        assert list(scored.columns) == [
+            "customer_id",
+            "segment",
+            "segment_name",
+            "confidence",
+            "churn_probability",
+        ]
+        both = scored.merge(
+            customers[["customer_id", "segment", "churn_probability"]], on="customer_id"
+        )
         assert len(both) == 3000 and (both.segment_x == both.segment_y).all()
+        np.testing.assert_allclose(both.churn_probability_x, both.churn_probability_y)
         assert scored.confidence.between(0, 1).all()
         q = pd.read_parquet(d / "scored.quarantine.parquet")  # beside the scores
         assert len(q) == sum(manifest["rows"]["quarantined"].values())
         assert set(q["reason"]) <= {"duplicate"}
+
+
+def test_predict_needs_the_features_of_the_run(generated):
+    d = generated
+    if not (d / "run" / "model.skops").exists():
+        assert invoke("run", d / "orders.parquet", "--out", d / "run").exit_code == 0
+    lines = pd.read_parquet(d / "orders.parquet").drop(columns=["product_id"])
+    lines.to_parquet(d / "no_products.parquet")
+    r = invoke("predict", "--run", d / "run", d / "no_products.parquet", "--out", d / "x.csv")
+    assert r.exit_code == 2
+    assert "'distinct_products'" in r.output and "no_products.parquet" in r.output
 
 
 def test_mall_with_features_flag(tmp_path):

@@ -123,12 +123,22 @@ def snapshot(tx: CleanTransactions, at: _dt.datetime, horizon_days: int | None) 
 class ChurnResult:
     """``scores``: customer_id, churn_probability (at the observation end); ``metrics``:
     test-snapshot evaluation of the model and the BG/NBD baseline; ``calibration``:
-    reliability table; ``plan``: the snapshots used."""
+    reliability table; ``plan``: the snapshots used; ``model``: the final model (refitted on
+    every complete snapshot) over the behaviour ``features``, for scoring new data."""
 
     scores: pd.DataFrame
     metrics: dict[str, Any]
     calibration: pd.DataFrame
     plan: Plan
+    model: HistGradientBoostingClassifier
+    features: list[str]
+
+
+def churn_probability(
+    model: HistGradientBoostingClassifier, features: list[str], frame: pd.DataFrame
+) -> np.ndarray:
+    """P(no purchase within the horizon) for each row of a features frame."""
+    return model.predict_proba(frame[features])[:, 1]
 
 
 def _model(seed: int) -> HistGradientBoostingClassifier:
@@ -206,7 +216,7 @@ def churn_risk(
     scores = pd.DataFrame(
         {
             "customer_id": current["customer_id"].to_numpy(),
-            "churn_probability": final.predict_proba(current[cols])[:, 1],
+            "churn_probability": churn_probability(final, cols, current),
         }
     )
-    return ChurnResult(scores=scores, metrics=metrics, calibration=calibration, plan=plan)
+    return ChurnResult(scores, metrics, calibration, plan, model=final, features=cols)

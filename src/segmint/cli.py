@@ -240,7 +240,11 @@ def predict(
                 f"'segmint run ... --algorithm {algorithm}' and predict with that."
             )
         pred = predict_detailed(model, [str(p) for p in data], observation_end=observation_end)
-        extra = [c for c in pred.scores if c.startswith("prob_") or c == "low_confidence"]
+        extra = [
+            c
+            for c in pred.scores
+            if c.startswith("prob_") or c in ("low_confidence", "churn_probability")
+        ]
         scores = pred.scores[["customer_id", "segment", "segment_name", "confidence", *extra]]
         out_file.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".csv":

@@ -18,7 +18,7 @@ import skops.io as sio
 from . import preprocess
 from ._version import __version__
 from .cluster.base import Assigner
-from .exceptions import ArtifactError
+from .exceptions import ArtifactError, InputError
 
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "segmint.", "builtins.")
 
@@ -70,12 +70,22 @@ class SegmentationModel:
     meta : dict
         JSON-serialisable: version, config_hash, settings, kind, numeric, categorical,
         categories (for category-share features), segment_names.
+    churn : dict or None
+        ``{"model": fitted classifier, "features": [...]}`` when the run fitted a churn
+        model: new customers then get ``churn_probability`` too.
     """
 
-    def __init__(self, preprocessor: Any, estimator: Any, meta: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        preprocessor: Any,
+        estimator: Any,
+        meta: dict[str, Any],
+        churn: dict[str, Any] | None = None,
+    ) -> None:
         self.preprocessor = preprocessor
         self.estimator = estimator
         self.meta = meta
+        self.churn = churn
 
     @property
     def numeric(self) -> list[str]:
@@ -93,12 +103,27 @@ class SegmentationModel:
         return preprocess.transform(self.preprocessor, frame, self.numeric, self.categorical)
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """customer_id, segment, segment_name, distance, confidence for a features frame."""
+        """customer_id, segment, segment_name, distance, confidence for a features frame,
+        and ``churn_probability`` when the run fitted a churn model."""
         X = self.transform(frame)
         low = self.meta.get("settings", {}).get("clustering", {}).get("low_confidence", 0.6)
-        return score_matrix(
+        scores = score_matrix(
             X, self.estimator, self.segment_names, frame["customer_id"], low_confidence=low
         )
+        if self.churn is not None:
+            from .churn import churn_probability
+
+            churn = self.churn
+            missing = [c for c in churn["features"] if c not in frame.columns]
+            if missing:
+                raise InputError(
+                    f"the run's churn model needs feature(s) {', '.join(map(repr, missing))}.",
+                    expected="order lines with the same columns as the training data",
+                )
+            scores["churn_probability"] = churn_probability(
+                churn["model"], churn["features"], frame
+            )
+        return scores
 
     def save(self, path: str | Path) -> None:
         payload = {
@@ -106,6 +131,8 @@ class SegmentationModel:
             "estimator": self.estimator,
             "meta": json.dumps(self.meta, default=str),
         }
+        if self.churn is not None:
+            payload["churn"] = self.churn
         sio.dump(payload, str(path))
 
     @classmethod
@@ -136,4 +163,4 @@ class SegmentationModel:
                 f"{p}: the model's config hash {meta.get('config_hash')} does not match the "
                 f"run manifest's {expected_hash}; the run folder mixes files from two runs."
             )
-        return cls(payload["preprocessor"], payload["estimator"], meta)
+        return cls(payload["preprocessor"], payload["estimator"], meta, payload.get("churn"))

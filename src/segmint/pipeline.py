@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import io, preprocess
 from ._version import __version__
-from .churn import churn_risk
+from .churn import ChurnResult, churn_risk
 from .cluster import ALGORITHMS, make_segmenter
 from .cluster.registry import refit_factory, refit_settings
 from .config import Settings
@@ -132,11 +132,11 @@ def run(
     churn_job = pool.submit(_churn, ing, feats, settings, timings, progress)
     try:
         sg = _segment(feats, settings, timings, progress)
-        churn, churn_scores = churn_job.result()
+        churn, churn_res = churn_job.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return _explain_and_assemble(
-        ing, feats, dropped, sg, churn, churn_scores, settings, timings, progress
+        ing, feats, dropped, sg, churn, churn_res, settings, timings, progress
     )
 
 
@@ -146,7 +146,7 @@ def _explain_and_assemble(
     dropped: dict[str, str],
     sg: _Segmented,
     churn: dict[str, Any] | None,
-    churn_scores: pd.DataFrame | None,
+    churn_res: ChurnResult | None,
     settings: Settings,
     timings: dict[str, float],
     progress: Progress | None,
@@ -154,8 +154,8 @@ def _explain_and_assemble(
     """The explain stage and the result: profiles, tests, drivers, personas, anomalies, each
     customer's scores, the model and the manifest."""
     frame = feats.frame
-    if churn_scores is not None:
-        frame = feats.frame = frame.merge(churn_scores, on="customer_id", how="left")
+    if churn_res is not None:
+        frame = feats.frame = frame.merge(churn_res.scores, on="customer_id", how="left")
     seg, cfg, X, pre = sg.segmenter, sg.cfg, sg.X, sg.preprocessor
     comparison, final_metrics, stability = sg.comparison, sg.final_metrics, sg.stability
     prep_report, labels = sg.preprocessing, seg.labels_
@@ -224,7 +224,8 @@ def _explain_and_assemble(
         "segment_names": names,
         "algorithm": cfg.algorithm,
     }
-    model = SegmentationModel(pre, assigner, meta)
+    churn_model = {"model": churn_res.model, "features": churn_res.features} if churn_res else None
+    model = SegmentationModel(pre, assigner, meta, churn=churn_model)
     manifest = {
         "rows": ing.rows,
         "customers": len(frame),
@@ -379,9 +380,8 @@ def _churn(
     settings: Settings,
     timings: dict[str, float],
     progress: Progress | None,
-) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
-    """The churn stage: the evaluation for the manifest and ``customer_id,
-    churn_probability``."""
+) -> tuple[dict[str, Any] | None, ChurnResult | None]:
+    """The churn stage: the evaluation for the manifest, and the model with its scores."""
     with _stage("churn", timings, progress):
         tx = ing.transactions
         if tx is None or not settings.churn.enabled or feats.observation_end is None:
@@ -392,7 +392,7 @@ def _churn(
             )
         except SegmintError as exc:
             return {"skipped": str(exc)}, None
-        return {**res.metrics, "calibration": res.calibration.to_dict("records")}, res.scores
+        return {**res.metrics, "calibration": res.calibration.to_dict("records")}, res
 
 
 def _clv_params(report: dict | None) -> dict | None:

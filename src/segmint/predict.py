@@ -69,7 +69,9 @@ def predict_detailed(
         clv=settings.clv if model.meta.get("clv_params") else None,
         clv_params=model.meta.get("clv_params"),
     )
-    missing = [c for c in [*model.numeric, *model.categorical] if c not in feats.frame.columns]
+    churn_inputs = model.churn["features"] if model.churn else []
+    needed = [*model.numeric, *model.categorical, *churn_inputs]
+    missing = [c for c in needed if c not in feats.frame.columns]
     if missing:
         raise InputError(
             f"the data lacks feature(s) the model uses: {', '.join(map(repr, missing))}.",
