@@ -20,6 +20,14 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from .config import Settings
 from .exceptions import SegmintError
 
+# Options several commands share, declared once.
+ConfigOption = Annotated[Path | None, typer.Option(help="TOML or YAML settings file.")]
+FeaturesOption = Annotated[str | None, typer.Option(help="Comma-separated features to use.")]
+KindOption = Annotated[str | None, typer.Option(help="auto | transactions | customers")]
+MapOption = Annotated[list[str] | None, typer.Option("--map", help="canonical=column, repeatable.")]
+ObservationEndOption = Annotated[str | None, typer.Option(help="ISO date ending the window.")]
+SeedOption = Annotated[int | None, typer.Option(help="Random seed.")]
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -103,9 +111,9 @@ def run(
         list[Path] | None, typer.Argument(help="Order lines and/or a customer table.")
     ] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder.")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML or YAML settings file.")] = None,
-    features: Annotated[str | None, typer.Option(help="Comma-separated features to use.")] = None,
-    kind: Annotated[str | None, typer.Option(help="auto | transactions | customers")] = None,
+    config: ConfigOption = None,
+    features: FeaturesOption = None,
+    kind: KindOption = None,
     k: Annotated[int | None, typer.Option("--k", help="Fix the number of segments (>= 2).")] = None,
     algorithm: Annotated[
         str | None,
@@ -116,11 +124,9 @@ def run(
     ] = None,
     k_min: Annotated[int | None, typer.Option(help="Smallest k to try.")] = None,
     k_max: Annotated[int | None, typer.Option(help="Largest k to try.")] = None,
-    column: Annotated[
-        list[str] | None, typer.Option("--map", help="canonical=column, repeatable.")
-    ] = None,
-    observation_end: Annotated[str | None, typer.Option(help="ISO date ending the window.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    column: MapOption = None,
+    observation_end: ObservationEndOption = None,
+    seed: SeedOption = None,
     delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (default: sniffed).")] = None,
     memory_limit: Annotated[
         str | None, typer.Option(help="Cap the query engine's memory, e.g. 3GB (spills beyond).")
@@ -190,13 +196,11 @@ def _summary(result: Any, folder: Path, seconds: float) -> None:
 def compare(
     inputs: Annotated[list[Path], typer.Argument(help="Order lines and/or a customer table.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")],
-    config: Annotated[Path | None, typer.Option(help="TOML or YAML settings file.")] = None,
-    features: Annotated[str | None, typer.Option(help="Comma-separated features to use.")] = None,
-    kind: Annotated[str | None, typer.Option(help="auto | transactions | customers")] = None,
-    column: Annotated[
-        list[str] | None, typer.Option("--map", help="canonical=column, repeatable.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    config: ConfigOption = None,
+    features: FeaturesOption = None,
+    kind: KindOption = None,
+    column: MapOption = None,
+    seed: SeedOption = None,
 ) -> None:
     """Run every clustering method on the same features, compare them (comparison.csv,
     agreement.csv, report) and keep the recommended one as the run's segmentation."""
@@ -217,7 +221,7 @@ def predict(
     data: Annotated[list[Path], typer.Argument(help="New order lines and/or customer table.")],
     run_dir: Annotated[Path, typer.Option("--run", help="A run folder made by 'segmint run'.")],
     out_file: Annotated[Path, typer.Option("--out", "-o", help="Scores: .csv or .parquet.")],
-    observation_end: Annotated[str | None, typer.Option(help="ISO date ending the window.")] = None,
+    observation_end: ObservationEndOption = None,
     algorithm: Annotated[
         str | None,
         typer.Option(help="Check that the run used this method (the run's model decides)."),
@@ -304,10 +308,8 @@ def clv(
         str | None, typer.Option(help="ISO date ending the holdout (default: after last order).")
     ] = None,
     time_unit: Annotated[str | None, typer.Option(help="days | weeks (default: weeks).")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML or YAML settings file.")] = None,
-    column: Annotated[
-        list[str] | None, typer.Option("--map", help="canonical=column, repeatable.")
-    ] = None,
+    config: ConfigOption = None,
+    column: MapOption = None,
 ) -> None:
     """Fit BG/NBD + Gamma-Gamma on a calibration period and check them on the holdout."""
 
@@ -341,12 +343,10 @@ def track_cmd(
     refit: Annotated[
         bool, typer.Option(help="Refit k-means at each snapshot (IDs matched, Hungarian).")
     ] = False,
-    config: Annotated[Path | None, typer.Option(help="TOML or YAML settings file.")] = None,
+    config: ConfigOption = None,
     k: Annotated[int | None, typer.Option("--k", help="Fix the number of segments.")] = None,
-    column: Annotated[
-        list[str] | None, typer.Option("--map", help="canonical=column, repeatable.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    column: MapOption = None,
+    seed: SeedOption = None,
 ) -> None:
     """Segments over time: snapshots, migration (Sankey), size/revenue trends, drift alerts."""
 
@@ -455,7 +455,7 @@ def analyze_effect(
         str | None, typer.Option(help="Order of --by's values (makes it ordinal): 'low,mid,high'.")
     ] = None,
     bins: Annotated[int, typer.Option(help="Quantile groups for a many-valued numeric --by.")] = 5,
-    config: Annotated[Path | None, typer.Option(help="TOML or YAML settings file.")] = None,
+    config: ConfigOption = None,
     column: Annotated[
         list[str] | None, typer.Option("--map", help="customer_id=COLUMN if not detected.")
     ] = None,
