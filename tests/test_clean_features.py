@@ -1,6 +1,5 @@
 """Cleaning rules, row accounting and hand-checked feature values on a tiny order set."""
 
-import math
 
 import pandas as pd
 import pytest
@@ -25,13 +24,13 @@ def test_every_row_accounted_with_one_reason(orders_frame):
         "missing_customer_id": 1,
         "invalid_date": 1,
         "future_date": 1,
-        "nonpositive_price": 1,
         "duplicate": 1,
     }
-    assert (tx.purchases, tx.returns) == (5, 1)
+    # the zero-price line (row 8) is a purchase worth nothing, not a rejected row
+    assert (tx.purchases, tx.returns) == (6, 1)
     assert tx.read == tx.kept + sum(tx.quarantined.values())
     q = tx.quarantine_table().execute()
-    assert sorted(q["_row"]) == [7, 8, 9, 10, 11]
+    assert sorted(q["_row"]) == [7, 9, 10, 11]
     assert q.set_index("_row").loc[11, "InvoiceDate"] == "not a date"
 
 
@@ -41,6 +40,16 @@ def test_rules_are_configurable(orders_frame):
     assert "duplicate" not in tx.quarantined
     assert tx.quarantined["return"] == 1
     assert tx.returns == 0
+
+
+def test_zero_and_negative_prices(orders_frame):
+    neg = orders_frame.copy()
+    neg.loc[0, "UnitPrice"] = -5.0
+    tx = _ingest(neg).transactions
+    assert tx.quarantined["negative_price"] == 1
+    tx = _ingest(orders_frame, zero_price="quarantine").transactions
+    assert tx.quarantined["zero_price"] == 1
+    assert (tx.purchases, tx.returns) == (5, 1)
 
 
 def test_mostly_unparseable_column_stops_with_row_and_value(orders_frame):
@@ -56,7 +65,7 @@ def test_features_match_hand_computation(orders_frame):
     assert f.observation_end == pd.Timestamp("2024-02-02").to_pydatetime()
     df = f.frame.set_index("customer_id")
     c1, c2 = df.loc["1"], df.loc["2"]
-    assert c1.frequency == 3 and c2.frequency == 1
+    assert c1.frequency == 3 and c2.frequency == 2  # c2's second order is free
     assert c1.monetary == pytest.approx(40.0)  # 20 + 5 + 20 - 5 returned
     assert c1.purchase_value == pytest.approx(45.0)
     assert c1.avg_order_value == pytest.approx(15.0)
@@ -70,9 +79,8 @@ def test_features_match_hand_computation(orders_frame):
     assert c1.distinct_products == 2
     assert c1.avg_basket_items == pytest.approx(8 / 3)
     assert c2.monetary == pytest.approx(30.0)
-    assert c2.recency_days == pytest.approx(12 + 16 / 24)
-    assert c2.mean_interpurchase_days == pytest.approx(c2.tenure_days)  # one order: lower bound
-    assert math.isnan(c2.regularity)
+    assert c2.recency_days == pytest.approx(11 + 16 / 24)
+    assert c2.mean_interpurchase_days == pytest.approx(1.0)
     assert c1.share_q1 == pytest.approx(1.0)
 
 

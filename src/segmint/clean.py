@@ -47,7 +47,8 @@ REASONS = (
     "missing_amount",
     "invalid_amount",
     "future_date",
-    "nonpositive_price",
+    "negative_price",
+    "zero_price",
     "zero_quantity",
     "return",
     "duplicate",
@@ -199,8 +200,10 @@ def clean_transactions(
         ]
     if rules.drop_future_dates:
         conditions.append((b.ts > max_date, "future_date"))
-    if rules.drop_nonpositive_price:
-        conditions.append((price <= 0, "nonpositive_price"))
+    if rules.drop_negative_price:
+        conditions.append((price < 0, "negative_price"))
+    if rules.zero_price == "quarantine":
+        conditions.append((price == 0, "zero_price"))
     conditions.append((qty == 0, "zero_quantity"))
     if rules.returns == "quarantine":
         conditions.append((is_return, "return"))

@@ -51,7 +51,15 @@ class Cleaning(_Model):
         description="Cancellations and negative quantities: kept as return features, or rejected.",
     )
     drop_duplicates: bool = Field(True, description="Quarantine exact duplicate rows.")
-    drop_nonpositive_price: bool = Field(True, description="Quarantine zero or negative prices.")
+    drop_negative_price: bool = Field(True, description="Quarantine negative prices.")
+    zero_price: Literal["purchase", "quarantine"] = Field(
+        "purchase",
+        description=(
+            "Lines with a price (or amount) of zero: kept as purchases worth nothing (a free item "
+            "or a zero-value order is still a purchase event, as the BG/NBD literature counts "
+            "it), or quarantined."
+        ),
+    )
     drop_future_dates: bool = Field(True, description="Quarantine rows dated after max_date.")
     max_date: str | None = Field(
         None, description="Latest plausible timestamp (ISO); default: the time of the run."
