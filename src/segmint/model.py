@@ -1,13 +1,26 @@
 """The fitted preprocessing + clustering model: predict new customers, save and load safely.
 
-Saved with skops (no pickle): loading lists the file's types and refuses any that are not
-scikit-learn/numpy or segmint's own transformers. The file carries segmint's version and the
-run's config hash; a model from another minor version is refused with a clear message.
+Saved with skops (no pickle). A model file must never run code, so loading it is guarded
+twice, both before anything in it is built:
+
+1. its HMAC signature (``model.skops.sig``, ``segmint.signing``) must prove that this
+   installation's key wrote these exact bytes — a swapped or edited file is refused;
+2. every type it names must be in segmint's exact allow-list (``segmint.model_types``:
+   only the classes segmint writes, never a function) — so even a file signed with a
+   stolen key cannot smuggle in ``FunctionTransformer(numpy.vectorize(...))`` or
+   ``builtins.eval``.
+
+``save`` checks its own output against the same list and signs it. The file carries
+segmint's version and the run's config hash; a model from another minor version is
+refused with a clear message. ``trust_model_file`` (``segmint trust``) re-signs a model
+copied from another machine after checking its types without loading it.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +28,10 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 
-from . import preprocess
+from . import model_types, preprocess, signing
 from ._version import __version__
 from .cluster.base import Assigner
 from .exceptions import ArtifactError, InputError
-
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "segmint.", "builtins.")
-
 
 NOISE_NAME = "Outliers"
 
@@ -126,6 +136,9 @@ class SegmentationModel:
         return scores
 
     def save(self, path: str | Path) -> None:
+        """Write the model and its signature (``<path>.sig``). A type outside the
+        allow-list in what would be written is a segmint bug: nothing is written then."""
+        p = Path(path)
         payload = {
             "preprocessor": self.preprocessor,
             "estimator": self.estimator,
@@ -133,25 +146,34 @@ class SegmentationModel:
         }
         if self.churn is not None:
             payload["churn"] = self.churn
-        sio.dump(payload, str(path))
+        data = sio.dumps(payload)
+        bad = model_types.audit(data).unexpected
+        if bad:
+            raise RuntimeError(
+                f"segmint bug: the model to save holds types outside segmint's allow-list "
+                f"({', '.join(bad)}), so it could not be loaded again; nothing was written. "
+                "Add them to segmint.model_types.ALLOWED_TYPES if they are classes, with a test."
+            )
+        key = signing.load_key()  # before writing: a key problem leaves no unsigned model
+        p.write_bytes(data)  # store.py writes the run folder aside and swaps it in whole
+        signing.write_signature(p, data, key)
 
     @classmethod
     def load(cls, path: str | Path, *, expected_hash: str | None = None) -> SegmentationModel:
+        """The model at ``path``, after its signature and types are checked (see the module
+        docstring); ``expected_hash`` is the run manifest's config hash."""
         p = Path(path)
-        if not p.is_file():
-            raise ArtifactError(f"{p}: the model file does not exist (is this a segmint run?).")
+        data = _read_model_bytes(p)
+        signing.verify(p, data)  # on the raw bytes, before anything is parsed
+        untrusted = _checked_types(p, data).untrusted
         try:
-            untrusted = sio.get_untrusted_types(file=str(p))
-        except Exception as exc:  # skops raises zipfile/KeyError/... on foreign files
-            raise ArtifactError(f"{p}: not a readable skops model ({exc}).") from None
-        bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-        if bad:
+            payload = sio.loads(data, trusted=list(untrusted))
+            meta = json.loads(payload["meta"])
+        except Exception as exc:  # signed and allowed, yet not buildable: corrupt/foreign
             raise ArtifactError(
-                f"{p}: the model file contains types segmint does not trust: {', '.join(bad)}. "
-                "It was not made by segmint; it was not loaded."
-            )
-        payload = sio.load(str(p), trusted=untrusted)
-        meta = json.loads(payload["meta"])
+                f"{p}: the model could not be rebuilt ({type(exc).__name__}: {exc}). "
+                "Re-run the segmentation."
+            ) from None
         saved = str(meta.get("version", "?"))
         if saved.split(".")[:2] != __version__.split(".")[:2]:
             raise ArtifactError(
@@ -164,3 +186,52 @@ class SegmentationModel:
                 f"run manifest's {expected_hash}; the run folder mixes files from two runs."
             )
         return cls(payload["preprocessor"], payload["estimator"], meta, payload.get("churn"))
+
+
+def _read_model_bytes(p: Path) -> bytes:
+    """The model file's bytes, read once: the signature, the type check and the load all
+    see the same bytes, so the file cannot be swapped between the checks and the load."""
+    if not p.is_file():
+        raise ArtifactError(f"{p}: the model file does not exist (is this a segmint run?).")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{p}: the model file cannot be read ({exc}).") from None
+    if not zipfile.is_zipfile(io.BytesIO(data)):  # the zip's directory only, nothing built
+        raise ArtifactError(f"{p}: not a readable skops model (not a zip archive).")
+    return data
+
+
+def _checked_types(p: Path, data: bytes) -> model_types.Audit:
+    """The file's types, listed without loading it; refuses any outside the allow-list."""
+    try:
+        found = model_types.audit(data)
+    except Exception as exc:  # zipfile/json/skops errors on a damaged or foreign file
+        raise ArtifactError(f"{p}: not a readable skops model ({exc}).") from None
+    if found.unexpected:
+        raise ArtifactError(
+            f"{p}: the model file contains types segmint never writes: "
+            f"{', '.join(found.unexpected)}. A segmint model holds only the classes segmint "
+            "writes, never functions, so this file was not made by segmint (or was tampered "
+            "with); it was not loaded."
+        )
+    return found
+
+
+def trust_model_file(path: str | Path) -> dict[str, Any]:
+    """Check a model's types against the allow-list WITHOUT loading it, then sign it with
+    this machine's key (for a run copied from another machine). Returns the types, the
+    key id and source, and what the signature was before."""
+    p = Path(path)
+    data = _read_model_bytes(p)
+    found = _checked_types(p, data)
+    key = signing.load_key()
+    before = signing.status(p, data, key)
+    signing.write_signature(p, data, key)
+    return {
+        "path": p,
+        "types": sorted(found.declared),
+        "key_id": key.key_id,
+        "key_source": key.source,
+        "before": before,
+    }
