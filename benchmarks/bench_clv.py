@@ -6,7 +6,8 @@ Uses the synthetic order lines of ``bench_pipeline.py`` (generated once into
 benchmarks/out/). Each side runs in its own child process (peak memory = VmHWM):
 
 * ``summary``: segmint's Ibis/DuckDB frequency/recency/T/monetary summary from the order
-  lines (weekly periods), written to Parquet so both fitters see identical input;
+  lines (repeat purchases counted per day, t_x and T in weeks, as in the BG/NBD literature),
+  written to Parquet so both fitters see identical input;
 * ``segmint``: BG/NBD fit (with standard errors), Gamma-Gamma fit, and scoring of every
   customer: P(alive), expected purchases over 52 weeks, expected spend, 12-month CLV;
 * ``lifetimes``: ``BetaGeoFitter`` + ``GammaGammaFitter`` and the same four outputs, run by
@@ -44,7 +45,7 @@ def child_summary(data: Path, out: Path) -> dict:
     t0 = time.perf_counter()
     con = io.connect()
     ing = ingest([str(data)], Settings(), con)
-    end = default_observation_end(ing.transactions.lines)
+    end = default_observation_end(ing.transactions.span()[1])
     t1 = time.perf_counter()
     s = clv_summary(ing.transactions.lines, end, unit_days=7)
     t2 = time.perf_counter()

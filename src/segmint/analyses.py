@@ -19,7 +19,6 @@ from . import io
 from .config import Settings
 from .exceptions import InputError
 from .explain.effect import EffectResult, attribute_effect
-from .features.behaviour import default_observation_end
 from .features.clv import BetaGeo, GammaGamma
 from .features.clv_summary import clv_summary
 from .ingest import Ingested, ingest
@@ -72,6 +71,9 @@ class ClvValidation:
         predicted holdout purchases.
     customers : DataFrame
         Per customer: summary (x, t_x, T, m), holdout_x, predicted, p_alive.
+    calibration_end, holdout_end : datetime
+        The last day of the calibration period and of the holdout (both inclusive; midnight
+        starting that day).
     """
 
     params: pd.DataFrame
@@ -86,14 +88,23 @@ class ClvValidation:
 
 def validate_clv(
     data: Any,
-    calibration_end: _dt.datetime,
+    calibration_end: _dt.date,
     settings: Settings | None = None,
     *,
-    holdout_end: _dt.datetime | None = None,
+    holdout_end: _dt.date | None = None,
 ) -> ClvValidation:
-    """Fit the CLV models on orders before ``calibration_end``; predict each customer's
-    purchases in ``[calibration_end, holdout_end)`` (default: the day after the last order)
-    and compare with what happened."""
+    """Fit the CLV models on the orders up to and including the day ``calibration_end``;
+    predict each customer's purchases from the next day through ``holdout_end`` (default: the
+    day of the last order) and compare with what happened.
+
+    Both ends are *days* and both are inclusive, as in Fader, Hardie & Lee (2005) and
+    lifetimes' ``calibration_period_end`` / ``observation_period_end``: CDNOW's calibration
+    period 1997-01-01..1997-09-30 is ``calibration_end=1997-09-30``, and a customer whose
+    first purchase is on 1997-01-01 has T = 272 days = 38.86 weeks. A time of day is
+    ignored. Repeat purchases are counted per day and t_x, T are in ``settings.clv`` time
+    units (see ``segmint.features.clv_summary``). This is the model a run fits (its CLV
+    columns) on the same orders with ``observation_end`` the day after ``calibration_end``.
+    """
     settings = (settings or Settings()).merged({"kind": "transactions"})
     con = io.connect(memory_limit=settings.memory_limit)
     ing = ingest([data], settings, con)
@@ -101,21 +112,26 @@ def validate_clv(
     lines = ing.transactions.lines
     path = ing.inputs[0]["path"]
     first_ts, last_ts = ing.transactions.span()
-    end = holdout_end or default_observation_end(last_ts)
-    first = pd.Timestamp(first_ts)
-    if not (first < pd.Timestamp(calibration_end) < pd.Timestamp(end)):
+    cal_day = pd.Timestamp(calibration_end).normalize()
+    hold_day = pd.Timestamp(holdout_end if holdout_end is not None else last_ts).normalize()
+    first_day = pd.Timestamp(first_ts).normalize()
+    if not (first_day < cal_day < hold_day):
         raise InputError(
-            f"--calibration-end {calibration_end.date()} must fall after the first order "
-            f"({first.date()}) and before the holdout end ({pd.Timestamp(end).date()}).",
+            f"--calibration-end {cal_day.date()} must fall after the first order "
+            f"({first_day.date()}) and before the last day of the holdout "
+            f"({hold_day.date()}).",
             path=path,
             column="ts",
         )
     unit = settings.clv.unit_days
-    summary = clv_summary(lines, calibration_end, unit_days=unit, holdout_end=end)
+    # clv_summary takes windows by their exclusive ends: midnight after each last day
+    cal_stop = (cal_day + pd.Timedelta(days=1)).to_pydatetime()
+    hold_stop = (hold_day + pd.Timedelta(days=1)).to_pydatetime()
+    summary = clv_summary(lines, cal_stop, unit_days=unit, holdout_end=hold_stop)
     x, t_x, T, m = (summary[c].to_numpy(dtype=float) for c in ("x", "t_x", "T", "m"))
     bg = BetaGeo().fit(x, t_x, T)
     gg = GammaGamma().fit(x, m)
-    t_hold = (pd.Timestamp(end) - pd.Timestamp(calibration_end)).total_seconds() / 86_400 / unit
+    t_hold = (hold_day - cal_day).days / unit
     summary["predicted"] = bg.expected_purchases(t_hold, x, t_x, T)
     summary["p_alive"] = bg.p_alive(x, t_x, T)
     summary["expected_order_value"] = gg.expected_spend(x, m)
@@ -135,6 +151,15 @@ def validate_clv(
     diagnostics = {
         "bgnbd": {**bg.fit_.diagnostics, "loglik": bg.fit_.loglik, "n": bg.fit_.n},
         "gamma_gamma": {**gg.fit_.diagnostics, "loglik": gg.fit_.loglik, "n": gg.fit_.n},
+        "periods": {
+            "calibration": [first_day.date().isoformat(), cal_day.date().isoformat()],
+            "holdout": [
+                (cal_day + pd.Timedelta(days=1)).date().isoformat(),
+                hold_day.date().isoformat(),
+            ],
+            "ends_inclusive": True,
+            "purchase_events": "distinct purchase days",
+        },
         "holdout": {
             "customers": len(summary),
             "length": float(t_hold),
@@ -150,8 +175,8 @@ def validate_clv(
         diagnostics=diagnostics,
         holdout=holdout,
         customers=summary,
-        calibration_end=calibration_end,
-        holdout_end=pd.Timestamp(end).to_pydatetime(),
+        calibration_end=cal_day.to_pydatetime(),
+        holdout_end=hold_day.to_pydatetime(),
         time_unit=settings.clv.time_unit,
         ingested=ing,
     )

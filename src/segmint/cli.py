@@ -301,11 +301,16 @@ def generate(
 def clv(
     data: Annotated[Path, typer.Argument(help="Order lines: CSV, Parquet or Excel.")],
     calibration_end: Annotated[
-        str, typer.Option(help="ISO date: fit on orders before it, test on orders after.")
+        str,
+        typer.Option(
+            help="ISO date: the last day of the calibration period (inclusive, as in FHL and "
+            "lifetimes); fit on the orders up to and on it, test on the orders after it."
+        ),
     ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")],
     holdout_end: Annotated[
-        str | None, typer.Option(help="ISO date ending the holdout (default: after last order).")
+        str | None,
+        typer.Option(help="ISO date: the last day of the holdout (default: the last order's day)."),
     ] = None,
     time_unit: Annotated[str | None, typer.Option(help="days | weeks (default: weeks).")] = None,
     config: ConfigOption = None,
@@ -402,8 +407,9 @@ def _print_clv(res: Any) -> None:
     d = res.diagnostics
     h = d["holdout"]
     out.print(
-        f"[bold]CLV models[/] fitted on {d['bgnbd']['n']:,} customers before "
-        f"{res.calibration_end.date()} ({res.time_unit}); holdout to {res.holdout_end.date()}"
+        f"[bold]CLV models[/] fitted on {d['bgnbd']['n']:,} customers through "
+        f"{res.calibration_end.date()} ({res.time_unit}); holdout through "
+        f"{res.holdout_end.date()}"
     )
     t = Table(box=None, pad_edge=False)
     for c in ("model", "param", "estimate", "std. error", "95% CI"):
