@@ -25,20 +25,37 @@ class Prediction:
 
 
 def load_run_model(run_dir: str | Path) -> SegmentationModel:
-    """The model of a run folder, checked against the folder's manifest."""
+    """The model of a run folder, checked against the folder's manifest: the config hash, and
+    the model's sha256 the manifest records (a folder whose model was copied from another run,
+    or left over from an interrupted write by an older segmint, is refused)."""
     import json
+
+    from .digest import file_sha256
 
     d = Path(run_dir)
     manifest = d / "manifest.json"
     if not manifest.is_file():
         raise ArtifactError(f"{d}: not a segmint run folder (no manifest.json).")
     try:
-        expected = json.loads(manifest.read_text())["config_hash"]
-    except (ValueError, KeyError):
+        m = json.loads(manifest.read_text())
+        expected = m["config_hash"]
+    except (ValueError, KeyError, TypeError):
         raise ArtifactError(
             f"{manifest}: the manifest is not valid JSON with a config_hash."
         ) from None
-    return SegmentationModel.load(d / "model.skops", expected_hash=expected)
+    # absent in run folders written before the hashes were recorded
+    want = ((m.get("artifacts") or {}).get("model.skops") or {}).get("sha256")
+    path = d / "model.skops"
+    if want is not None:
+        got = file_sha256(path) if path.is_file() else None
+        if got != want:
+            found = f"sha256 {got[:12]}" if got else "missing"
+            raise ArtifactError(
+                f"{path}: the file does not match the run's manifest ({found}; the manifest "
+                f"records sha256 {want[:12]}): the folder mixes files from two runs. Use the "
+                "run folder the model came from, or run 'segmint run' again into this folder."
+            )
+    return SegmentationModel.load(path, expected_hash=expected)
 
 
 def predict_detailed(

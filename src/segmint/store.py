@@ -1,13 +1,18 @@
 """Write a run folder (tables as Parquet/CSV, quarantine, model, manifest, config, report)
-and the result folders of ``analyze effect`` and ``clv``.
+and the result folders of ``analyze effect``, ``clv`` and ``track``.
 
-The only module besides ``report`` that writes files.
+The only module besides ``report`` that writes files. Every folder is written whole into a
+partial sibling and swapped into place (``folders.writing``): an interrupted or failed write
+leaves the previous folder as it was. CSVs are formula-safe (``csvsafe``).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +21,9 @@ import ibis.expr.types as ir
 import pandas as pd
 import yaml
 
+from .csvsafe import neutralise_table, write_csv
+from .digest import file_sha256
+from .folders import Kind, reserve, writing
 from .io import ROW
 
 if TYPE_CHECKING:
@@ -27,10 +35,69 @@ if TYPE_CHECKING:
     from .temporal import Tracking
 
 QUARANTINE = "quarantine.parquet"
+# Files hashed into the manifest (written last): predict refuses a model.skops that does not
+# match, i.e. a folder mixing two runs' files. The signature sidecar is not hashed: it
+# authenticates model.skops itself, and `segmint trust` rewrites it on purpose.
+ARTIFACTS = ("model.skops", "customers.parquet", "config.yaml")
+# Every top-level name each command writes: a folder holding anything else is the user's and
+# is never replaced. Add a file here when a command starts writing it.
+RUN = Kind(
+    "run folder",
+    "manifest.json",
+    frozenset(
+        {
+            *ARTIFACTS,
+            "model.skops.sig",
+            "customers.csv",
+            "segments.csv",
+            "comparison.csv",
+            "agreement.csv",
+            "tests.csv",
+            "posthoc.csv",
+            "drivers.csv",
+            "anomalies.csv",
+            "k_selection.csv",
+            QUARANTINE,
+            "manifest.json",
+            "report.html",
+            "summary.md",
+            "charts",
+        }
+    ),
+)
+TRACK_FILES = ("migration.csv", "sizes.csv", "flows.csv", "drift.csv", "centroid_shift.csv")
+TRACK = Kind(
+    "tracking folder",
+    "track.json",
+    frozenset({"track.json", "track_report.html", "assignments.parquet", "run", *TRACK_FILES}),
+)
+CLV = Kind(
+    "CLV folder",
+    "clv_params.json",
+    frozenset({"clv_params.json", "clv_holdout.csv", "clv_customers.parquet", "clv_holdout.html"}),
+)
+EFFECT = Kind("effect folder", "effect.csv", frozenset({"effect.csv", "posthoc.csv", "groups.csv"}))
+KINDS = {"run": RUN, "track": TRACK, "clv": CLV, "effect": EFFECT}
+
+
+def output_folder(out: str | Path, kind: str) -> AbstractContextManager[Any]:
+    """Reserve ``out`` (``kind``: run, track, clv or effect) before the long work: refuses a
+    file, a folder segmint did not write, an unwritable parent or a folder another process is
+    writing, at once; the ``save_*`` call inside then writes into the reservation."""
+    return reserve(out, KINDS[kind])
 
 
 def save_run(result: RunResult, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the run folder atomically: the old run stays whole until the new one is."""
+    with writing(out, RUN) as part:
+        write_run_files(result, part)
+    return Path(out)
+
+
+def write_run_files(result: RunResult, out: Path) -> None:
+    """Every file of a run into ``out`` (a folder being built); the manifest last, with the
+    hashes of the artifacts."""
+    out.mkdir(exist_ok=True)
     customers = result.customers
     cats = [c for c in customers.columns if isinstance(customers[c].dtype, pd.CategoricalDtype)]
     if cats:
@@ -41,37 +108,51 @@ def save_run(result: RunResult, out: Path) -> Path:
         big = pool.submit(_write_customers, customers, out)
         _write_rest(result, out)
         big.result()  # re-raises a write error
-    return out
+    artifacts = {
+        n: {"sha256": file_sha256(out / n), "bytes": (out / n).stat().st_size}
+        for n in ARTIFACTS
+        if (out / n).is_file()
+    }
+    text = json.dumps(finite({**result.manifest, "artifacts": artifacts}), indent=2, default=str)
+    with _naming(out / "manifest.json"):
+        (out / "manifest.json").write_text(text, encoding="utf-8")
 
 
 def _write_rest(result: RunResult, out: Path) -> None:
-    result.segments.to_csv(out / "segments.csv", index=False)
+    _csv(result.segments, out / "segments.csv")
     if result.comparison is not None:
-        result.comparison.table.to_csv(out / "comparison.csv", index=False)
-        result.comparison.agreement.to_csv(out / "agreement.csv", index_label="method")
+        _csv(result.comparison.table, out / "comparison.csv")
+        _csv(result.comparison.agreement, out / "agreement.csv", index_label="method")
     ins = result.insights
-    ins.tests.tests.to_csv(out / "tests.csv", index=False)
-    ins.tests.posthoc.to_csv(out / "posthoc.csv", index=False)
+    _csv(ins.tests.tests, out / "tests.csv")
+    _csv(ins.tests.posthoc, out / "posthoc.csv")
     if ins.drivers is not None:
-        ins.drivers.importance.to_csv(out / "drivers.csv", index=False)
-    ins.anomalies.top.to_csv(out / "anomalies.csv", index=False)
-    result.k_selection.to_csv(out / "k_selection.csv", index=False)
-    write_quarantine(result.ingested, out / QUARANTINE)
-    result.model.save(out / "model.skops")
-    (out / "config.yaml").write_text(
-        yaml.safe_dump(result.settings.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
-    )
-    (out / "manifest.json").write_text(
-        json.dumps(finite(result.manifest), indent=2, default=str), encoding="utf-8"
-    )
+        _csv(ins.drivers.importance, out / "drivers.csv")
+    _csv(ins.anomalies.top, out / "anomalies.csv")
+    _csv(result.k_selection, out / "k_selection.csv")
+    with _naming(out / QUARANTINE):
+        write_quarantine(result.ingested, out / QUARANTINE)
+    with _naming(out / "model.skops"):
+        result.model.save(out / "model.skops")
+    config = yaml.safe_dump(result.settings.model_dump(mode="json"), sort_keys=False)
+    with _naming(out / "config.yaml"):
+        (out / "config.yaml").write_text(config, encoding="utf-8")
     from .report import write_report, write_summary
 
-    write_report(result, out / "report.html")
-    write_summary(result, out / "summary.md")
+    with _naming(out / "report.html"):
+        write_report(result, out / "report.html")
+    with _naming(out / "summary.md"):
+        write_summary(result, out / "summary.md")
     if result.settings.report_charts:
         from .report.html import write_charts
 
-        write_charts(result, out / "charts")
+        with _naming(out / "charts"):
+            write_charts(result, out / "charts")
+
+
+def _csv(df: pd.DataFrame, path: Path, index_label: str | None = None) -> None:
+    with _naming(path):
+        write_csv(df, path, index_label=index_label)
 
 
 def _write_customers(customers: pd.DataFrame, out: Path) -> None:
@@ -80,8 +161,32 @@ def _write_customers(customers: pd.DataFrame, out: Path) -> None:
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(customers, preserve_index=False)
-    pq.write_table(table, out / "customers.parquet")
-    pacsv.write_csv(table, str(out / "customers.csv"))  # ~5x pandas' writer at 1M rows
+    with _naming(out / "customers.parquet"):
+        pq.write_table(table, out / "customers.parquet")
+    with _naming(out / "customers.csv"):  # ~5x pandas' writer at 1M rows
+        pacsv.write_csv(neutralise_table(table), str(out / "customers.csv"))
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Arrow and DuckDB report a failed write without the file's name (DuckDB not even as an
+    OSError): re-raise it as an OSError naming ``path``, so the user learns which file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename:
+            raise
+        raise OSError(_errno_of(exc), str(exc), str(path)) from exc
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] != "duckdb" or "IO" not in type(exc).__name__:
+            raise
+        raise OSError(_errno_of(exc), str(exc), str(path)) from exc
+
+
+def _errno_of(exc: BaseException) -> int:
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    return errno.ENOSPC if "no space left" in str(exc).lower() else errno.EIO
 
 
 def finite(obj: Any) -> Any:
@@ -96,20 +201,19 @@ def finite(obj: Any) -> Any:
 
 
 def save_effect(result: EffectResult, out: Path) -> Path:
-    """``analyze effect`` tables: effect.csv, posthoc.csv, groups.csv."""
-    out.mkdir(parents=True, exist_ok=True)
-    result.tests.to_csv(out / "effect.csv", index=False)
-    result.posthoc.to_csv(out / "posthoc.csv", index=False)
-    result.groups.to_csv(out / "groups.csv", index=False)
-    return out
+    """``analyze effect`` tables: effect.csv, posthoc.csv, groups.csv (atomically)."""
+    with writing(out, EFFECT) as part:
+        _csv(result.tests, part / "effect.csv")
+        _csv(result.posthoc, part / "posthoc.csv")
+        _csv(result.groups, part / "groups.csv")
+    return Path(out)
 
 
 def save_clv(res: ClvValidation, out: Path) -> Path:
     """``segmint clv`` results: parameters + diagnostics (JSON), the holdout table and chart,
-    per-customer predictions."""
+    per-customer predictions (atomically)."""
     from .report.charts import clv_holdout
 
-    out.mkdir(parents=True, exist_ok=True)
     payload = {
         "calibration_end": res.calibration_end.isoformat(),
         "holdout_end": res.holdout_end.isoformat(),
@@ -117,33 +221,45 @@ def save_clv(res: ClvValidation, out: Path) -> Path:
         "params": res.params.to_dict("records"),
         "diagnostics": res.diagnostics,
     }
-    (out / "clv_params.json").write_text(json.dumps(finite(payload), indent=2), encoding="utf-8")
-    res.holdout.to_csv(out / "clv_holdout.csv", index=False)
-    res.customers.to_parquet(out / "clv_customers.parquet", index=False)
-    clv_holdout(res.holdout, res.time_unit).write_html(
-        out / "clv_holdout.html", include_plotlyjs=True, full_html=True
-    )
-    return out
+    with writing(out, CLV) as part:
+        _csv(res.holdout, part / "clv_holdout.csv")
+        with _naming(part / "clv_customers.parquet"):
+            res.customers.to_parquet(part / "clv_customers.parquet", index=False)
+        with _naming(part / "clv_holdout.html"):
+            clv_holdout(res.holdout, res.time_unit).write_html(
+                part / "clv_holdout.html", include_plotlyjs=True, full_html=True
+            )
+        text = json.dumps(finite(payload), indent=2)
+        with _naming(part / "clv_params.json"):
+            (part / "clv_params.json").write_text(text, encoding="utf-8")
+    return Path(out)
 
 
-def save_tracking(t: Tracking, out: Path, every: str, settings: Settings) -> Path:
-    """``segmint track`` results: tables, ``track.json`` and ``track_report.html``."""
+def save_tracking(
+    t: Tracking, out: Path, every: str, settings: Settings, run: RunResult | None = None
+) -> Path:
+    """``segmint track`` results: tables, ``track.json``, ``track_report.html`` and, given
+    ``run``, the fitted run in ``run/`` — one folder, written atomically."""
     from .report.tracking import write_tracking_report
     from .temporal import summary
 
-    out.mkdir(parents=True, exist_ok=True)
-    t.assignments.to_parquet(out / "assignments.parquet", index=False)
-    t.migration.to_csv(out / "migration.csv", index=False)
-    t.sizes.to_csv(out / "sizes.csv", index=False)
-    t.flows.to_csv(out / "flows.csv", index=False)
-    t.drift.to_csv(out / "drift.csv", index=False)
-    t.shifts.to_csv(out / "centroid_shift.csv", index=False)
-    info = {**summary(t), "every": every, "config_hash": settings.hash()}
-    (out / "track.json").write_text(json.dumps(finite(info), indent=2), encoding="utf-8")
-    write_tracking_report(
-        t, out / "track_report.html", every=every, lapsed=settings.churn.horizon_days
-    )
-    return out
+    with writing(out, TRACK) as part:
+        if run is not None:
+            write_run_files(run, part / "run")
+        with _naming(part / "assignments.parquet"):
+            t.assignments.to_parquet(part / "assignments.parquet", index=False)
+        tables = (t.migration, t.sizes, t.flows, t.drift, t.shifts)
+        for name, table in zip(TRACK_FILES, tables, strict=True):
+            _csv(table, part / name)
+        with _naming(part / "track_report.html"):
+            write_tracking_report(
+                t, part / "track_report.html", every=every, lapsed=settings.churn.horizon_days
+            )
+        info = {**summary(t), "every": every, "config_hash": settings.hash()}
+        text = json.dumps(finite(info), indent=2)
+        with _naming(part / "track.json"):
+            (part / "track.json").write_text(text, encoding="utf-8")
+    return Path(out)
 
 
 def write_quarantine(ing: Ingested, path: Path) -> int:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("segmint", "report/templates"),
-    autoescape=jinja2.select_autoescape(["html", "j2"]),
+    autoescape=True,  # every template is HTML; user text (column names, ids) is escaped
     trim_blocks=True,
     lstrip_blocks=True,
 )

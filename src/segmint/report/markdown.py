@@ -1,7 +1,13 @@
-"""``summary.md``: the run in a page of Markdown, for pasting into chat or email."""
+"""``summary.md``: the run in a page of Markdown, for pasting into chat or email.
+
+Every piece of text that comes from the data (column names become segment names, features and
+personas; categories and reasons too) goes through ``md``: Markdown renderers pass raw HTML
+through, so a column named ``<script>…</script>`` would otherwise run in a viewer.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,12 +17,22 @@ if TYPE_CHECKING:
     from ..pipeline import RunResult
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    def cell(v: Any) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
+_MARKUP = re.compile(r"[\\`\[\]<>|]")
+_ENTITIES = {"<": "&lt;", ">": "&gt;"}
 
+
+def md(v: Any) -> str:
+    """``v`` as inert Markdown text: ``<`` and ``>`` become entities (no HTML tags, no
+    autolinks), ``[ ] ` \\ |`` are backslash-escaped (no links, images, code or broken table
+    cells), line breaks become spaces (no headings or lists). Emphasis characters stay: at
+    worst they restyle the text."""
+    text = " ".join(str(v).splitlines())
+    return _MARKUP.sub(lambda m: _ENTITIES.get(m[0], "\\" + m[0]), text)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    lines += ["| " + " | ".join(md(v) for v in r) + " |" for r in rows]
     return lines
 
 
@@ -43,11 +59,11 @@ def render_summary(result: RunResult) -> str:
         item = h.get(key)
         if item:
             lines.append(
-                f"- **{label}:** segment {item['segment']} *{item['segment_name']}* "
+                f"- **{label}:** segment {item['segment']} *{md(item['segment_name'])}* "
                 f"({pct(item['share_customers'])} of customers), {what} {num(item['value'])}. "
-                f"{item['action']}"
+                f"{md(item['action'])}"
             )
-    lines += ["", f"Why {m['k']} segments: {m['selection']['reason']}", "", "## Segments", ""]
+    lines += ["", f"Why {m['k']} segments: {md(m['selection']['reason'])}", "", "## Segments", ""]
     header = ["#", "name", "customers"]
     has_rev = "share_revenue" in segs
     if has_rev:
@@ -63,10 +79,12 @@ def render_summary(result: RunResult) -> str:
     lines += _table(header, body)
     lines += ["", "## Personas", ""]
     for s in segs.itertuples():
-        lines.append(f"**{s.segment}. {s.segment_name}**: {s.description}")
+        lines.append(f"**{s.segment}. {md(s.segment_name)}**: {md(s.description)}")
         if s.distinguishing:
-            lines.append(f"  Sets them apart: {s.distinguishing}.")
-        lines.append(f"  Message: “{s.message}”; discount: {s.discount}; watch: {s.kpi}.")
+            lines.append(f"  Sets them apart: {md(s.distinguishing)}.")
+        lines.append(
+            f"  Message: “{md(s.message)}”; discount: {md(s.discount)}; watch: {md(s.kpi)}."
+        )
         extra = []
         if "expected_churn_rate" in segs:
             days = (m.get("churn") or {}).get("horizon_days", "")
@@ -75,14 +93,14 @@ def render_summary(result: RunResult) -> str:
             extra.append(f"predicted CLV {num(s.clv_total)}")
         if extra:
             text = "; ".join(extra)
-            lines.append(f"  {text[:1].upper()}{text[1:]}.")
+            lines.append(f"  {md(text[:1].upper() + text[1:])}.")
         lines.append("")
     q = rows["quarantined"]
     lines += [
         "## Data",
         "",
         f"{rows['read']:,} rows read = {rows['kept']:,} kept + {sum(q.values()):,} quarantined"
-        + (" (" + ", ".join(f"{r}: {n:,}" for r, n in q.items()) + ")" if q else "")
+        + (" (" + ", ".join(f"{md(r)}: {n:,}" for r, n in q.items()) + ")" if q else "")
         + ". Every rejected row is in `quarantine.parquet` with its reason.",
         "",
     ]
