@@ -84,7 +84,7 @@ def test_track_online_retail_by_month(tmp_path):
     r = CliRunner().invoke(app, ["track", str(path), "--every", "month", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     info = json.loads((tmp_path / "track.json").read_text())
-    assert len(info["snapshots"]) == 13 and info["customers"][-1] == 4338
+    assert len(info["snapshots"]) == 13 and info["customers"][-1] == 4339  # 1 free-only buyer
     for name in ("migration.csv", "sizes.csv", "flows.csv", "drift.csv", "centroid_shift.csv"):
         assert (tmp_path / name).is_file(), name
     assert (tmp_path / "run" / "report.html").is_file()

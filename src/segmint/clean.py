@@ -30,7 +30,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from . import parsing
+from . import numeric, parsing
 from .config import Cleaning
 from .io import ROW, Source, materialise, temp_name
 from .schema import ColumnMap, require_transaction_columns
@@ -40,6 +40,7 @@ REASONS = (
     "missing_order_id",
     "missing_date",
     "invalid_date",
+    "implausible_date",
     "missing_quantity",
     "invalid_quantity",
     "missing_unit_price",
@@ -50,6 +51,7 @@ REASONS = (
     "negative_price",
     "zero_price",
     "zero_quantity",
+    "implausible_amount",
     "return",
     "duplicate",
 )
@@ -101,24 +103,32 @@ class CleanTransactions:
 
 
 def clean_transactions(
-    source: Source, cmap: ColumnMap, rules: Cleaning, con: ibis.BaseBackend
+    source: Source,
+    cmap: ColumnMap,
+    rules: Cleaning,
+    con: ibis.BaseBackend,
+    *,
+    date_format: str | None = None,
+    decimal: str | None = None,
 ) -> CleanTransactions:
     """Apply the cleaning rules to ``source`` mapped by ``cmap``.
 
-    Raises ``InputError`` for structural problems (missing columns, unknown date format,
-    a column that is mostly unparseable); quarantines row-level problems.
+    ``date_format`` (strptime) and ``decimal`` ("." or ",") override detection. Raises
+    ``InputError`` for structural problems (missing columns, unknown or ambiguous date
+    format, a column mixing number conventions or mostly unparseable); quarantines
+    row-level problems.
     """
     require_transaction_columns(cmap, source.columns, path=source.path)
     t = source.table
     notes: list[str] = []
     raw = {k: cmap.get(k) for k in (*CANONICAL, "product_id", "category", "channel", "country")}
 
-    fmt = parsing.detect_date_format(t, raw["ts"], path=source.path)
+    fmt = parsing.detect_date_format(t, raw["ts"], path=source.path, forced=date_format)
     if fmt != parsing.ISO:
         notes.append(f"dates in {raw['ts']!r} read with format {fmt}")
 
     def ident(canon: str) -> ir.StringValue:
-        return parsing.identifier(t[raw[canon]], parsing.has_float_ids(t, raw[canon]))
+        return parsing.identifier(t[raw[canon]])
 
     typed: dict[str, ir.Value] = {
         "customer_id": ident("customer_id"),
@@ -131,10 +141,10 @@ def clean_transactions(
     if money_cols == ("amount",):
         notes.append(f"no quantity x price: each line's amount is taken from {raw['amount']!r}")
     for canon in money_cols:
-        comma = parsing.detect_decimal_comma(t, raw[canon])
-        if comma:
-            notes.append(f"{raw[canon]!r} uses a decimal comma")
-        typed[canon] = parsing.number(t[raw[canon]], decimal_comma=comma)
+        conv = numeric.detect(t, raw[canon], path=source.path, decimal=decimal)
+        if conv.grouped:
+            notes.append(f"{raw[canon]!r} read with a {conv.describe()}")
+        typed[canon] = numeric.number(t[raw[canon]], conv)
 
     # Structural checks: a mostly unparseable column is a mapping or format error.
     checks = {"ts": ("a date/time", typed["ts"])}
@@ -156,8 +166,8 @@ def clean_transactions(
         base_cols["order_id"] = typed["customer_id"].concat("@", typed["ts"].cast("string"))
     for canon in money_cols:
         base_cols[f"_v_{canon}"] = typed[canon]
-        if t[raw[canon]].type().is_string():
-            base_cols[f"_e_{canon}"] = parsing.is_empty(t[raw[canon]])
+        if not t[raw[canon]].type().is_integer():
+            base_cols[f"_e_{canon}"] = numeric.is_missing(t[raw[canon]])
     if t[raw["ts"]].type().is_string():
         base_cols["_e_ts"] = parsing.is_empty(t[raw["ts"]])
     # Channel and country are recognised (and kept in the quarantine with every raw value)
@@ -165,7 +175,10 @@ def clean_transactions(
     optional = tuple(c for c in ("product_id", "category") if raw[c])
     for c in optional:
         base_cols[c] = ident(c) if c == "product_id" else parsing.text(t[raw[c]])
-    if rules.drop_duplicates:
+    dedupe = rules.drop_duplicates if rules.drop_duplicates is not None else bool(raw["order_id"])
+    if not dedupe and rules.drop_duplicates is None:
+        notes.append("no order id column: identical lines are kept as separate purchases")
+    if dedupe:
         base_cols["_h"] = _row_hash(t, source.columns)
     b = materialise(con, t.select(ROW, **base_cols), "lines")
 
@@ -193,6 +206,8 @@ def clean_transactions(
     if raw["order_id"]:
         conditions.append((b.order_id.isnull(), "missing_order_id"))
     conditions += [(empty("ts"), "missing_date"), (b.ts.isnull(), "invalid_date")]
+    if rules.min_date:
+        conditions.append((b.ts < ibis.timestamp(rules.min_date), "implausible_date"))
     for canon in money_cols:
         conditions += [
             (empty(canon), f"missing_{canon}"),
@@ -205,6 +220,8 @@ def clean_transactions(
     if rules.zero_price == "quarantine":
         conditions.append((price == 0, "zero_price"))
     conditions.append((qty == 0, "zero_quantity"))
+    # Each factor is below numeric.MAX_ABS, but their product can still be no real amount.
+    conditions.append(((qty * price).abs() >= numeric.MAX_ABS, "implausible_amount"))
     if rules.returns == "quarantine":
         conditions.append((is_return, "return"))
     abs_qty = qty.abs()
@@ -214,7 +231,7 @@ def clean_transactions(
         "order_id",
         "ts",
         *optional,
-        *(["_h"] if rules.drop_duplicates else []),
+        *(["_h"] if dedupe else []),
         quantity=is_return.ifelse(-abs_qty, abs_qty),
         unit_price=price,
         amount=is_return.ifelse(-(abs_qty * price), abs_qty * price),
@@ -222,7 +239,7 @@ def clean_transactions(
         _reason=ibis.cases(*conditions, else_=ibis.null("string")),
         _ok=~ibis.or_(*(c.fill_null(False) for c, _ in conditions)),
     )
-    if rules.drop_duplicates:
+    if dedupe:
         keys = ["customer_id", "order_id", "ts", *optional, "quantity", "unit_price"]
         dups = _duplicate_rows(all_lines, keys, con)
         is_dup = all_lines[ROW].isin(dups[ROW])
@@ -243,9 +260,7 @@ def clean_transactions(
     quarantined = {r: int(bad[r]) for r in REASONS if r in bad.index}
     n_returns = int(ok_rows.loc[ok_rows["is_return"].fillna(False).astype(bool), "n"].sum())
     rejected = flagged.filter(flagged.reason.notnull()).select(ROW, "reason")
-    lines = all_lines.filter(kept).drop(
-        "_reason", "_ok", *(["_h"] if rules.drop_duplicates else [])
-    )
+    lines = all_lines.filter(kept).drop("_reason", "_ok", *(["_h"] if dedupe else []))
     n_kept = read - sum(quarantined.values())
     lo, hi = ok_rows["lo"].min(), ok_rows["hi"].max()
     return CleanTransactions(

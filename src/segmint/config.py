@@ -13,13 +13,34 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .exceptions import ConfigError
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _iso_date(value: str | None) -> str | None:
+    """An ISO date or date-time, checked here so a typo ('yesterday', '12/10/2011') is a
+    configuration error and not a crash deep in the run."""
+    if value is None:
+        return None
+    import datetime as _dt
+
+    try:
+        _dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError("must be an ISO date such as 2011-12-10 (or 2011-12-10T08:00)") from None
+    return str(value)
 
 
 class Columns(_Model):
@@ -50,7 +71,14 @@ class Cleaning(_Model):
         "features",
         description="Cancellations and negative quantities: kept as return features, or rejected.",
     )
-    drop_duplicates: bool = Field(True, description="Quarantine exact duplicate rows.")
+    drop_duplicates: bool | None = Field(
+        None,
+        description=(
+            "Quarantine exact duplicate rows. Default: when the lines have an order id (the "
+            "same line of the same order twice is a double export); without one, two identical "
+            "lines are two purchases of the same thing on the same day and are kept."
+        ),
+    )
     drop_negative_price: bool = Field(True, description="Quarantine negative prices.")
     zero_price: Literal["purchase", "quarantine"] = Field(
         "purchase",
@@ -63,6 +91,24 @@ class Cleaning(_Model):
     drop_future_dates: bool = Field(True, description="Quarantine rows dated after max_date.")
     max_date: str | None = Field(
         None, description="Latest plausible timestamp (ISO); default: the time of the run."
+    )
+    min_date: str | None = Field(
+        "1990-01-01",
+        description=(
+            "Order lines dated before this (ISO) are quarantined as implausible_date: "
+            "placeholders such as 1900-01-01 are not purchases. None: no floor."
+        ),
+    )
+    _dates = field_validator("max_date", "min_date")(_iso_date)
+
+    max_duplicate_id_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description=(
+            "A customer table whose rows repeat a customer id more often than this share stops "
+            "the run (it is probably order lines); below it the repeats are quarantined."
+        ),
     )
     max_invalid_share: float = Field(
         0.01,
@@ -167,7 +213,11 @@ class Clv(_Model):
 
     enabled: bool = Field(True, description="Fit the CLV models and add their columns.")
     time_unit: Literal["days", "weeks"] = Field(
-        "weeks", description="Purchase period: several orders in one period count once."
+        "weeks",
+        description=(
+            "Unit of recency, age and the horizon; repeat purchases are counted per calendar "
+            "day (several orders on one day count once)."
+        ),
     )
     horizon_months: int = Field(12, ge=1, le=120, description="CLV and expected-purchase horizon.")
     annual_discount: float = Field(0.10, ge=0, lt=1, description="Annual discount rate for CLV.")
@@ -260,6 +310,28 @@ class Settings(_Model):
     inputs: list[str] = Field(default_factory=list, description="Order lines and/or customers.")
     kind: Literal["auto", "transactions", "customers"] = "auto"
     delimiter: str | None = Field(None, description="CSV delimiter; default: sniffed.")
+    date_format: str | None = Field(
+        None,
+        description=(
+            "strptime format of the dates, e.g. '%m/%d/%Y'; default: detected, and asked for "
+            "when the dates read both day-first and month-first."
+        ),
+    )
+    decimal: Literal[".", ","] | None = Field(
+        None,
+        description=(
+            "Decimal separator of numbers written as text; default: decided per column from "
+            "all its values (a column mixing both is refused)."
+        ),
+    )
+    max_columns: int = Field(
+        1000,
+        ge=2,
+        description=(
+            "Refuse input files with more columns (every column is typed, profiled and "
+            "explained, so time grows with the width)."
+        ),
+    )
     memory_limit: str | None = Field(
         None,
         description=(
@@ -272,8 +344,21 @@ class Settings(_Model):
     cleaning: Cleaning = Field(default_factory=Cleaning)
     features: list[str] | None = Field(None, description="Restrict to these features.")
     observation_end: str | None = Field(
-        None, description="ISO date; default: the day after the last order."
+        None,
+        description=(
+            "ISO date ending the observation window (on or after the last order); default: "
+            "the day after the last order."
+        ),
     )
+    _observation_end = field_validator("observation_end")(_iso_date)
+
+    @field_validator("date_format")
+    @classmethod
+    def _date_format(cls, value: str | None) -> str | None:
+        if value is not None and "%" not in value:
+            raise ValueError("must be a strptime format such as '%m/%d/%Y' or '%d.%m.%Y %H:%M'")
+        return value
+
     top_categories: int = Field(5, ge=0, description="Spend-share features for top categories.")
     derive: dict[str, str] = Field(
         default_factory=dict,
@@ -319,7 +404,8 @@ class Settings(_Model):
             problems = []
             for err in exc.errors():
                 where = ".".join(str(x) for x in err["loc"]) or "settings"
-                problems.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+                msg = err["msg"].removeprefix("Value error, ")
+                problems.append(f"{where}: {msg} (got {err.get('input')!r})")
             raise ConfigError(problems) from None
 
     def merged(self, overrides: dict[str, Any]) -> Settings:

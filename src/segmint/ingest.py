@@ -18,8 +18,9 @@ from .clean import CleanTransactions, clean_transactions
 from .config import Settings
 from .customers import CleanCustomers, clean_customers
 from .derive import derive_columns
+from .digest import fingerprint
 from .exceptions import ConfigError, InputError
-from .schema import auto_map, detect_kind
+from .schema import ColumnMap, auto_map, detect_kind, may_be_order_lines
 
 
 @dataclass
@@ -40,19 +41,24 @@ class Ingested:
 
 
 def source_from(
-    data: Any, con: ibis.BaseBackend, name: str = "dataframe", delimiter: str | None = None
+    data: Any,
+    con: ibis.BaseBackend,
+    name: str = "dataframe",
+    delimiter: str | None = None,
+    max_columns: int = io.MAX_COLUMNS,
 ) -> io.Source:
     if isinstance(data, pd.DataFrame):
         if data.empty:
             raise InputError("the DataFrame has no rows.", path=name)
         df = data.copy()
         df.columns = [str(c) for c in df.columns]
+        io.check_columns(list(df.columns), name, max_columns)
         for c in df.columns:
             if df[c].dtype == object:
                 df[c] = df[c].astype("string")
         table = io.register_frame(con, df, "frame")
         return io.Source(name, "dataframe", table, list(df.columns))
-    return io.read(str(data), con, delimiter=delimiter)
+    return io.read(str(data), con, delimiter=delimiter, max_columns=max_columns)
 
 
 def ingest(
@@ -67,8 +73,18 @@ def ingest(
         raise InputError("no input was given.", expected="a CSV, Parquet or Excel file")
     out = Ingested()
     overrides = settings.columns.overrides()
-    for i, data in enumerate(inputs):
-        src = source_from(data, con, name=f"dataframe[{i}]", delimiter=settings.delimiter)
+    sources = [
+        source_from(
+            data,
+            con,
+            name=f"dataframe[{i}]",
+            delimiter=settings.delimiter,
+            max_columns=settings.max_columns,
+        )
+        for i, data in enumerate(inputs)
+    ]
+    _check_mapping(overrides, sources)
+    for data, src in zip(inputs, sources, strict=True):
         cmap = auto_map(
             src.columns,
             {k: v for k, v in overrides.items() if v in src.columns},
@@ -76,7 +92,7 @@ def ingest(
         )
         kind = settings.kind if (settings.kind != "auto" and len(inputs) == 1) else "auto"
         if kind == "auto":
-            kind = detect_kind(cmap)
+            kind = detect_kind(cmap, ids_repeat=may_be_order_lines(cmap) and _ids_repeat(src, cmap))
         entry: dict[str, Any] = {
             "path": src.path,
             "format": src.format,
@@ -84,6 +100,7 @@ def ingest(
             "delimiter": src.delimiter,
             "encoding": src.encoding,
             "columns": dict(cmap.mapping),
+            **fingerprint(data),  # sha256 + bytes: which data a run and its model came from
         }
         if kind == "transactions":
             if out.transactions is not None:
@@ -91,7 +108,14 @@ def ingest(
                     "two order-line inputs were given; combine them into one file first.",
                     path=src.path,
                 )
-            tx = clean_transactions(src, cmap, settings.cleaning, con)
+            tx = clean_transactions(
+                src,
+                cmap,
+                settings.cleaning,
+                con,
+                date_format=settings.date_format,
+                decimal=settings.decimal,
+            )
             out.transactions = tx
             entry["rows"] = {
                 "read": tx.read,
@@ -107,7 +131,14 @@ def ingest(
                     "two customer tables were given; join them into one file first.",
                     path=src.path,
                 )
-            cu = clean_customers(src, cmap, settings.cleaning, reference)
+            cu = clean_customers(
+                src,
+                cmap,
+                settings.cleaning,
+                reference,
+                date_format=settings.date_format,
+                decimal=settings.decimal,
+            )
             if settings.derive:
                 cu.frame = derive_columns(cu.frame, settings.derive, source=f"derive ({src.path})")
                 cu.numeric += list(settings.derive)
@@ -119,6 +150,7 @@ def ingest(
         assert entry["rows"]["read"] == entry["rows"]["kept"] + sum(
             entry["rows"]["quarantined"].values()
         ), "row accounting must balance"
+        _require_something_kept(entry)
         out.inputs.append(entry)
     if settings.derive and out.customers is None:
         raise ConfigError(
@@ -128,3 +160,48 @@ def ingest(
             ]
         )
     return out
+
+
+def _check_mapping(overrides: dict[str, str], sources: list[io.Source]) -> None:
+    """Every column the user mapped must exist in some input: a typo is never ignored."""
+    missing = [
+        f"{canon}={col!r}"
+        for canon, col in overrides.items()
+        if not any(col in src.columns for src in sources)
+    ]
+    if missing:
+        files = "; ".join(f"{src.path}: {', '.join(map(repr, src.columns))}" for src in sources)
+        raise InputError(
+            f"the column mapping names column(s) no input has: {', '.join(missing)}.",
+            expected=f"a column of the input (columns are: {files}); names are case-sensitive",
+            path=", ".join(src.path for src in sources),
+        )
+
+
+def _ids_repeat(src: io.Source, cmap: ColumnMap) -> bool:
+    """Whether some customer id occurs on more than one row (one query)."""
+    col = src.table[cmap.get("customer_id")]
+    agg = src.table.aggregate(n=src.table.count(), distinct=col.nunique()).execute()
+    return int(agg["distinct"].iloc[0]) < int(agg["n"].iloc[0])
+
+
+def _require_something_kept(entry: dict[str, Any]) -> None:
+    """Stop when cleaning left no purchase (or no customer): every later number would be
+    undefined, and the quarantine says why."""
+    rows = entry["rows"]
+    left = rows.get("purchases", rows["kept"])
+    if left:
+        return
+    reasons = ", ".join(f"{r}: {n:,}" for r, n in rows["quarantined"].items()) or "none"
+    what = "purchases" if "purchases" in rows else "customers"
+    returns = f" and {rows['returns']:,} are returns" if rows.get("returns") else ""
+    raise InputError(
+        f"no {what} are left after cleaning: of {rows['read']:,} rows, "
+        f"{sum(rows['quarantined'].values()):,} were quarantined ({reasons}){returns}. "
+        "There is nothing to segment.",
+        expected=(
+            "rows that pass the cleaning rules (see the reasons; dates after the run time are "
+            "'future_date', cancellations and negative quantities are returns)"
+        ),
+        path=entry["path"],
+    )

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import csv
 import gzip
-import shutil
-import tempfile
 import weakref
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import ibis
@@ -24,6 +24,7 @@ import pandas as pd
 from .exceptions import ConfigError, InputError
 
 ROW = "_row"
+MAX_COLUMNS = 1000
 CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".tab"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
@@ -97,7 +98,8 @@ def _head_bytes(path: Path, n: int = 1 << 20) -> bytes:
         ) from None
 
 
-def _sniff_text(path: Path, delimiter: str | None) -> tuple[str, str]:
+def _sniff_text(path: Path, delimiter: str | None) -> tuple[str, str, list[str]]:
+    """Delimiter, encoding and header fields of a delimited text file."""
     head = _head_bytes(path)
     if not head.strip():
         raise InputError(
@@ -149,7 +151,8 @@ def _sniff_text(path: Path, delimiter: str | None) -> tuple[str, str]:
                 expected=f"delimiter {better[0]!r} (or leave the delimiter to be detected)",
                 path=str(path),
             )
-    return delimiter, encoding
+    fields = next(csv.reader([header], delimiter=delimiter, quotechar='"', doublequote=True))
+    return delimiter, encoding, fields
 
 
 def read(
@@ -158,6 +161,7 @@ def read(
     *,
     delimiter: str | None = None,
     sheet: str | int | None = 0,
+    max_columns: int = MAX_COLUMNS,
 ) -> Source:
     """Read one file into ``con`` as a table with a ``_row`` column.
 
@@ -170,6 +174,8 @@ def read(
         Force a delimiter; by default it is sniffed from the first lines.
     sheet : str or int, default 0
         Excel sheet.
+    max_columns : int
+        Refuse wider files before reading them (see ``check_columns``).
     """
     p = Path(path)
     if not p.exists():
@@ -181,7 +187,8 @@ def read(
     fmt = _file_format(p)
     enc = None
     if fmt == "csv":
-        delimiter, enc = _sniff_text(p, delimiter)
+        delimiter, enc, header = _sniff_text(p, delimiter)
+        check_columns(header, str(p), max_columns)
         try:
             table = con.read_csv(
                 str(p),
@@ -195,14 +202,13 @@ def read(
                 null_padding=False,
             )
             cols = [c for c in table.columns]
-            _check_reserved(cols, p)
             # Parse once into a temporary table: every later query scans it in parallel
             # instead of re-parsing the text (and row_number() runs in one streaming pass).
             table = con.create_table(
                 temp_name("csv"), table.mutate(**{ROW: ibis.row_number() + 1}), temp=True
             )
         except (duckdb.Error, ibis.common.exceptions.IbisError) as exc:
-            line, text, fields, expected_fields = _locate_bad_record(p, delimiter, enc)
+            line, text, fields, expected_fields = _locate_bad_record(p, delimiter, enc, exc)
             if line is not None:
                 raise InputError(
                     f"line {line} has {fields} field(s) where the header has "
@@ -245,29 +251,40 @@ def read(
             raise InputError(
                 f"the Parquet file could not be read: {_first_line(exc)}", path=str(p)
             ) from None
-        _check_reserved([c for c in table.columns if c != "file_row_number"], p)
+        import pyarrow.parquet as pq
+
+        check_columns(pq.read_schema(p).names, str(p), max_columns)
         table = table.rename({ROW: "file_row_number"}).mutate(**{ROW: ibis._[ROW] + 1})
     else:
-        table = _read_excel(p, con, sheet)
+        table = _read_excel(p, con, sheet, max_columns)
     columns = [c for c in table.columns if c != ROW]
     return Source(str(p), fmt, table, columns, delimiter, enc)
 
 
-def _read_excel(p: Path, con: ibis.BaseBackend, sheet: str | int | None) -> ir.Table:
+def _read_excel(
+    p: Path, con: ibis.BaseBackend, sheet: str | int | None, max_columns: int
+) -> ir.Table:
     try:
-        df = pd.read_excel(p, sheet_name=sheet, dtype=object, engine="openpyxl")
+        df = pd.read_excel(p, sheet_name=sheet, dtype=object, engine="openpyxl", header=None)
     except Exception as exc:  # openpyxl raises many unrelated types for corrupt files
         raise InputError(
             f"the Excel workbook could not be read: {_first_line(exc)}",
             expected="a valid .xlsx workbook with a header row",
             path=str(p),
         ) from None
-    if df.empty:
+    if len(df) < 2:
         raise InputError(
             "the sheet has no data rows.", expected="a header row and data rows", path=str(p)
         )
-    df.columns = [str(c) for c in df.columns]
-    _check_reserved(list(df.columns), p)
+    # The header is read as a row so repeated names stay visible (pandas would rename the
+    # second 'Price' to 'Price.1' and the file would silently gain a column).
+    names = [
+        f"Unnamed: {j}" if _excel_cell_to_text(v) is None else _excel_cell_to_text(v)
+        for j, v in enumerate(df.iloc[0])
+    ]
+    check_columns(names, str(p), max_columns)
+    df = df.iloc[1:].reset_index(drop=True)
+    df.columns = names
     for col in df.columns:
         s = df[col]
         df[col] = s.map(_excel_cell_to_text).astype("string")
@@ -287,14 +304,31 @@ def _excel_cell_to_text(v: object) -> str | None:
 
 
 def _locate_bad_record(
-    path: Path, delimiter: str, encoding: str
+    path: Path, delimiter: str, encoding: str, cause: BaseException
 ) -> tuple[int | None, str, int, int]:
     """First record whose field count differs from the header's: (line, text, n, expected).
 
-    Only runs after DuckDB refused the file, to turn its message into a line number.
+    Only runs after DuckDB refused the file, to turn its message into a line number. A
+    compressed file that ends early or is corrupt is reported as such.
     """
     with path.open("rb") as raw:
         opener = gzip.open if raw.read(2) == b"\x1f\x8b" else open
+    try:
+        return _scan_records(path, opener, delimiter, encoding)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise InputError(
+            f"the compressed file is truncated or corrupt ({exc}); no row of it was used.",
+            expected=(
+                "a complete gzip file: download or export it again, and check it with "
+                f"'gzip -t' (the reader reported: {_first_line(cause)})"
+            ),
+            path=str(path),
+        ) from None
+
+
+def _scan_records(
+    path: Path, opener: Any, delimiter: str, encoding: str
+) -> tuple[int | None, str, int, int]:
     with opener(path, "rt", encoding=encoding, errors="replace", newline="") as fh:
         reader = csv.reader(fh, delimiter=delimiter, quotechar='"', doublequote=True)
         try:
@@ -343,9 +377,13 @@ def materialise(con: ibis.BaseBackend, expr: ir.Table, stem: str) -> ir.Table:
         f"SELECT count(*) FROM duckdb_databases() WHERE database_name = '{STORE}'"
     ).fetchone()[0]
     if not attached:
-        folder = tempfile.mkdtemp(prefix="segmint-")
+        from .locks import private_temp_dir
+
+        # segmint-store-<pid>-…: removed with the connection, at exit (SIGINT/SIGTERM too),
+        # or, after a SIGKILL, by the next segmint process (its lock is free then)
+        folder, remove = private_temp_dir("segmint-store-")
         con.raw_sql(f"ATTACH '{Path(folder) / 'store.duckdb'}' AS {STORE}")
-        weakref.finalize(con, shutil.rmtree, folder, ignore_errors=True)
+        weakref.finalize(con, remove)
     return con.create_table(name, expr, database=(STORE, "main"))
 
 
@@ -354,10 +392,43 @@ def temp_name(stem: str) -> str:
     return f"_segmint_{stem}_{next(_counter)}"
 
 
-def _check_reserved(columns: list[str], path: Path) -> None:
-    if ROW in columns or "file_row_number" in columns:
-        bad = ROW if ROW in columns else "file_row_number"
-        raise InputError(f"the column name {bad!r} is reserved.", column=bad, path=str(path))
+def check_columns(columns: list[str], path: str, max_columns: int = MAX_COLUMNS) -> None:
+    """Refuse reserved and repeated column names, and files wider than ``max_columns``.
+
+    Readers rename a repeated name ('Price', 'Price' → 'Price', 'Price_1') and a file would
+    then be mapped, detected and cleaned with a column it does not have; names differing
+    only in case are repeats too, because the query engine's names are case-insensitive.
+    Every column of a customer table is typed, profiled, tested and explained, so time
+    grows with the width; a table of thousands of columns is refused before it is read."""
+    if len(columns) > max_columns:
+        raise InputError(
+            f"the file has {len(columns):,} columns; segmint reads at most {max_columns:,}. "
+            "A table this wide is usually a pivot (a column per product, day or question).",
+            expected=(
+                "the columns to segment on (select them in the export, or aggregate the pivot "
+                "into a few totals or shares), or a higher max_columns in the config file; every "
+                "column is profiled and explained, so time grows with the width"
+            ),
+            path=path,
+        )
+    for bad in (ROW, "file_row_number"):
+        if bad in columns:
+            raise InputError(f"the column name {bad!r} is reserved.", column=bad, path=path)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(columns):
+        key = str(name).strip().lower()
+        if not key:
+            continue  # unnamed columns are named by position and cannot be meant by name
+        if key in seen:
+            j = seen[key]
+            raise InputError(
+                f"the header repeats a column name: column {j + 1} is {columns[j]!r} and column "
+                f"{i + 1} is {name!r}, so it cannot tell which one is meant.",
+                column=str(name),
+                expected="every column name once (rename or delete one of them)",
+                path=path,
+            )
+        seen[key] = i
 
 
 def register_frame(con: ibis.BaseBackend, df: pd.DataFrame, stem: str) -> ir.Table:

@@ -16,8 +16,8 @@ import ibis.expr.types as ir
 from .exceptions import InputError
 from .io import ROW
 
-# Tried in order; ISO is handled by a plain cast. Day-first before month-first only matters
-# when both parse every value, and then the ambiguity is reported in the manifest.
+# Tried together; ISO is handled by a plain cast. When day-first and month-first parse the
+# same values, the whole column decides, and if it cannot, the user is asked.
 DATE_FORMATS = (
     "%d/%m/%Y %H:%M:%S",
     "%m/%d/%Y %H:%M:%S",
@@ -87,36 +87,26 @@ def is_empty(col: ir.Value) -> ir.BooleanValue:
     return _text(col).isnull()
 
 
-def number(col: ir.Value, decimal_comma: bool = False) -> ir.FloatingValue:
-    if col.type().is_numeric():
-        return col.cast("float64")
-    s = _text(col)
-    if decimal_comma:
-        s = s.replace(".", "").replace(",", ".")
-    return s.try_cast("float64")
-
-
 _FLOAT_ID = r"^(\d+)\.0+$"
 
 
-def identifier(col: ir.Value, float_formatted: bool = False) -> ir.StringValue:
-    """Ids as trimmed strings; with ``float_formatted``, '17850.0' becomes '17850'.
-
-    The regex costs more than the rest of a scan, so callers ask ``has_float_ids`` first.
-    """
-    if col.type().is_floating():
-        return (col == col.round(0)).ifelse(col.cast("int64").cast("string"), col.cast("string"))
+def identifier(col: ir.Value) -> ir.StringValue:
+    """Ids as trimmed strings, NULL when empty or NaN. A float export of an integer id
+    ('17850.0', or a float column as pandas writes ids with gaps) becomes '17850', decided
+    value by value so it holds in every row, not only where a sample looked: a cheap test
+    (ends in '0', has a '.') guards the regular expression, so ordinary ids never run it."""
+    t = col.type()
+    if t.is_floating():
+        whole = (col == col.round(0)) & (col.abs() < 2.0**53)
+        return (col.isnan() | col.isinf()).ifelse(
+            ibis.null("string"),
+            whole.ifelse(col.cast("int64").cast("string"), col.cast("string")),
+        )
     s = _text(col)
-    return s.re_replace(_FLOAT_ID, r"\1") if float_formatted else s
-
-
-def has_float_ids(table: ir.Table, raw: str, sample: int = 100_000) -> bool:
-    """True when ids look like a float export ('17850.0') in the first ``sample`` rows."""
-    col = table[raw]
-    if not col.type().is_string():
-        return False
-    head = table.select(v=_text(col)).limit(sample)
-    return bool(head.v.re_search(_FLOAT_ID).any().execute())
+    if not t.is_string():
+        return s
+    candidate = s.endswith("0") & s.contains(".")
+    return candidate.ifelse(s.re_replace(_FLOAT_ID, r"\1"), s)
 
 
 def timestamp(col: ir.Value, fmt: str) -> ir.TimestampValue:
@@ -168,67 +158,104 @@ def check(table: ir.Table, raw: str, parsed: ir.Value) -> ColumnCheck:
     )
 
 
-def detect_date_format(table: ir.Table, raw: str, *, path: str, sample: int = 20_000) -> str:
-    """Pick the date format that parses most of a sample; error when none fits."""
+class AmbiguousDatesError(InputError):
+    """The dates read equally well day-first and month-first: the user must say which."""
+
+
+def _parses(v: ir.StringValue, fmt: str) -> ir.BooleanValue:
+    parsed = v.try_cast(dt.Timestamp()) if fmt == ISO else _try_strptime(v, fmt)
+    return parsed.notnull()
+
+
+def detect_date_format(
+    table: ir.Table,
+    raw: str,
+    *,
+    path: str,
+    forced: str | None = None,
+    sample: int = 20_000,
+) -> str:
+    """The date format of column ``raw``: ``forced`` when given (checked), else the format
+    that parses most of a sample. When several formats parse the sample equally well (dates
+    such as 03/04/2024 with every day <= 12 fit both DD/MM and MM/DD), the whole column is
+    counted for them; if it cannot tell them apart either, ``AmbiguousDatesError`` asks for
+    ``--date-format``: a date is never guessed silently. Errors when no format fits."""
     col = table[raw]
     if col.type().is_timestamp() or col.type().is_date():
         return ISO
-    if col.type().is_integer():
+    if col.type().is_integer() and forced is None:
         return "%Y%m%d"
-    text = _text(col)
-    sub = table.select(ROW, v=text).filter(ibis._.v.notnull()).limit(sample)
-    counts = {ISO: sub.v.try_cast(dt.Timestamp()).notnull().cast("int64").sum()}
-    for fmt in DATE_FORMATS:
-        counts[fmt] = _try_strptime(sub.v, fmt).notnull().cast("int64").sum()
-    total = sub.count()
-    res = sub.aggregate(total=total, **{f"f{i}": c for i, c in enumerate(counts.values())})
+    sub = table.select(ROW, v=_text(col)).filter(ibis._.v.notnull()).limit(sample)
+    candidates = [forced] if forced else [ISO, *DATE_FORMATS]
+    res = sub.aggregate(
+        total=sub.count(),
+        **{f"f{i}": _parses(sub.v, f).cast("int64").sum() for i, f in enumerate(candidates)},
+    )
     row = res.execute().iloc[0]
     n = int(row["total"])
     if n == 0:
         raise InputError(
             "the date column is empty.", column=raw, expected="dates such as 2011-12-09", path=path
         )
-    scores = {fmt: int(row[f"f{i}"]) for i, fmt in enumerate(counts)}
-    best = max(scores, key=lambda f: scores[f])  # first maximum wins: ISO, then day-first
-    if scores[best] < 0.5 * n:
+    scores = {fmt: int(row[f"f{i}"]) for i, fmt in enumerate(candidates)}
+    top = max(scores.values())
+    if top < 0.5 * n:
         first = sub.limit(3).execute()
         examples = first["v"].tolist()
+        wanted = (
+            f"dates in the format {forced!r} (--date-format)"
+            if forced
+            else "dates like 2011-12-09 13:45, 09/12/2011, 12/09/2011 or 20111209"
+        )
         raise InputError(
-            "the date format is not recognised.",
+            "the date format is not recognised."
+            if not forced
+            else f"the dates do not match the date format {forced!r}.",
             column=raw,
             row=int(first[ROW].iloc[0]),
             value=examples[0] if examples else None,
-            expected=(
-                "dates like 2011-12-09 13:45, 09/12/2011, 12/09/2011 or 20111209 "
-                f"(first values: {', '.join(map(repr, examples))})"
-            ),
+            expected=f"{wanted} (first values: {', '.join(map(repr, examples))})",
             path=path,
         )
-    return best
+    tied = [f for f, c in scores.items() if c == top]
+    if len(tied) == 1:
+        return tied[0]
+    return _break_tie(table, raw, tied, path=path)
 
 
-def detect_decimal_comma(table: ir.Table, raw: str) -> bool:
-    """True when values look like '2,55' (decimal comma) rather than '2.55'."""
-    col = table[raw]
-    if not col.type().is_string():
-        return False
-    s = _text(col)
-    sub = table.select(v=s).filter(ibis._.v.notnull()).limit(20_000)
-    res = (
-        sub.aggregate(
-            dot=sub.v.try_cast("float64").notnull().cast("int64").sum(),
-            comma=sub.v.replace(".", "")
-            .replace(",", ".")
-            .try_cast("float64")
-            .notnull()
-            .cast("int64")
-            .sum(),
-            has_comma=sub.v.contains(",").cast("int64").sum(),
-        )
-        .execute()
-        .iloc[0]
+def _break_tie(table: ir.Table, raw: str, tied: list[str], *, path: str) -> str:
+    """Count the tied formats over the whole column; refuse when it cannot decide."""
+    v = _text(table[raw])
+    agg = table.aggregate(
+        **{f"f{i}": _parses(v, f).cast("int64").sum() for i, f in enumerate(tied)}
+    ).execute()
+    scores = {f: int(agg[f"f{i}"].iloc[0] or 0) for i, f in enumerate(tied)}
+    top = max(scores.values())
+    still = [f for f, c in scores.items() if c == top]
+    if len(still) == 1:
+        return still[0]
+    # an example whose readings differ (03/04, not 01/01), to show what is at stake
+    ex = table.select(ROW, v=v).filter(ibis._.v.notnull())
+    differ = ex.filter(_try_strptime(ex.v, still[0]) != _try_strptime(ex.v, still[1]))
+    example = differ.limit(1).execute()
+    if example.empty:
+        example = ex.limit(1).execute()
+    value = example["v"].iloc[0]
+    readings = "; ".join(
+        f"{f}: {_try_strptime(ibis.literal(value), f).execute():%Y-%m-%d}" for f in still
     )
-    return int(res["has_comma"] or 0) > 0 and int(res["comma"] or 0) > int(res["dot"] or 0)
+    raise AmbiguousDatesError(
+        f"the dates can be read in {len(still)} ways and no value tells which (every day "
+        f"and month is 12 or less, e.g. {value!r} reads as {readings}). segmint does not guess.",
+        column=raw,
+        row=int(example[ROW].iloc[0]),
+        value=value,
+        expected=(
+            f"--date-format {still[0]!r} or --date-format {still[1]!r} "
+            "(config: date_format), whichever your system writes"
+        ),
+        path=path,
+    )
 
 
 def require_mostly_valid(chk: ColumnCheck, *, path: str, expected: str, max_share: float) -> None:

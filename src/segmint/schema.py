@@ -80,8 +80,19 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Words that make a column a money column when no alias matched the whole name:
+# ``dollar_value``, ``OrderTotalEUR``, ``net_sales``.
+MONEY_WORDS = ("amount", "revenue", "sales", "value", "total", "spend", "price")
+
+
 def normalise(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def words(name: str) -> set[str]:
+    """Lower-case words of a column name, split at non-letters and camelCase humps."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return {w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w}
 
 
 @dataclass(frozen=True)
@@ -124,14 +135,42 @@ def auto_map(columns: Iterable[str], overrides: Mapping[str, str], *, path: str)
                 mapping[canon] = col
                 taken.add(col)
                 break
+    if not ("amount" in mapping or ("quantity" in mapping and "unit_price" in mapping)):
+        _map_money_word(cols, mapping, taken)
     return ColumnMap(mapping)
 
 
-def detect_kind(cmap: ColumnMap) -> str:
-    """'transactions' when the file has an order or date column and a money column."""
+def _map_money_word(cols: list[str], mapping: dict[str, str], taken: set[str]) -> None:
+    """The first column whose name contains a money word becomes the amount (or the unit
+    price, when it says price and a quantity column is mapped)."""
+    for word in MONEY_WORDS:
+        for c in cols:
+            if c in taken or word not in words(c):
+                continue
+            canon = "unit_price" if word == "price" and "quantity" in mapping else "amount"
+            if canon in mapping:
+                continue
+            mapping[canon] = c
+            taken.add(c)
+            return
+
+
+def detect_kind(cmap: ColumnMap, *, ids_repeat: bool = False) -> str:
+    """'transactions' when the file has an order or date column and a money column, or
+    when customer ids repeat beside a date column (a purchase log, even one whose amount
+    column was not recognised: the caller then asks for it); else 'customers'."""
     has_money = cmap.has("amount") or (cmap.has("quantity") and cmap.has("unit_price"))
     has_event = cmap.has("order_id") or cmap.has("ts")
-    return "transactions" if (has_money and has_event) else "customers"
+    if has_money and has_event:
+        return "transactions"
+    if ids_repeat and cmap.has("customer_id") and cmap.has("ts"):
+        return "transactions"
+    return "customers"
+
+
+def may_be_order_lines(cmap: ColumnMap) -> bool:
+    """Whether ``detect_kind`` needs to know if ids repeat (a query the caller runs)."""
+    return cmap.has("customer_id") and cmap.has("ts") and detect_kind(cmap) == "customers"
 
 
 def require_transaction_columns(cmap: ColumnMap, columns: list[str], *, path: str) -> None:

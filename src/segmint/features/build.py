@@ -174,7 +174,19 @@ def build_features(
     end = observation_end
     if tx is not None:
         lines = tx.lines
-        end = end or behaviour.default_observation_end(tx.span()[1])
+        last = tx.span()[1]
+        end = end or behaviour.default_observation_end(last)
+        if last is not None and pd.Timestamp(last) > pd.Timestamp(end):
+            raise InputError(
+                f"the observation end {end} is before the last order line ({last}): recency "
+                "and tenure would be negative for the customers who bought after it.",
+                column=tx.cmap.get("ts"),
+                expected=(
+                    "--observation-end on or after the last order (default: the day after it), "
+                    "or data filtered to the period you want to look at"
+                ),
+                path=tx.source.path,
+            )
         if categories is not None:
             cat_col, cats = categories.get("column"), list(categories.get("values") or [])
             if cat_col and cat_col not in tx.optional:
