@@ -8,6 +8,15 @@ import pytest
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _model_signing_key(tmp_path_factory):
+    """Models are signed with a per-session key file: tests never touch ~/.config."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("SEGMINT_SIGNING_KEY", raising=False)
+        mp.setenv("SEGMINT_KEY_FILE", str(tmp_path_factory.mktemp("key") / "signing.key"))
+        yield
+
+
 def dataset(name: str) -> Path:
     path = DATASETS / name
     if not path.is_file():

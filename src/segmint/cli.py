@@ -7,6 +7,7 @@ exits 1. ``-v`` shows tracebacks and debug logging.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,17 @@ KindOption = Annotated[str | None, typer.Option(help="auto | transactions | cust
 MapOption = Annotated[list[str] | None, typer.Option("--map", help="canonical=column, repeatable.")]
 ObservationEndOption = Annotated[str | None, typer.Option(help="ISO date ending the window.")]
 SeedOption = Annotated[int | None, typer.Option(help="Random seed.")]
+DateFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        help="strptime format of the dates, e.g. '%m/%d/%Y' (default: detected; asked for "
+        "when day-first and month-first both fit)."
+    ),
+]
+DecimalOption = Annotated[
+    str | None,
+    typer.Option(help="Decimal separator of the numbers, '.' or ',' (default: per column)."),
+]
 
 app = typer.Typer(
     add_completion=False,
@@ -128,6 +140,8 @@ def run(
     observation_end: ObservationEndOption = None,
     seed: SeedOption = None,
     delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (default: sniffed).")] = None,
+    date_format: DateFormatOption = None,
+    decimal: DecimalOption = None,
     memory_limit: Annotated[
         str | None, typer.Option(help="Cap the query engine's memory, e.g. 3GB (spills beyond).")
     ] = None,
@@ -150,6 +164,8 @@ def run(
             "observation_end": observation_end,
             "seed": seed,
             "delimiter": delimiter,
+            "date_format": date_format,
+            "decimal": decimal,
             "memory_limit": memory_limit,
             "report_charts": charts or None,
             "columns": _parse_map(column) or None,
@@ -161,7 +177,10 @@ def run(
                 "no input file: give one on the command line or in the config's 'inputs'."
             )
         t0 = time.perf_counter()
-        with _Bar((*STAGES, "write")) as bar:
+        from .store import output_folder
+
+        # the output folder is checked, locked and probed before the pipeline runs
+        with output_folder(settings.out, "run"), _Bar((*STAGES, "write")) as bar:
             result = run_pipeline(settings, progress=bar)
             bar("write", "start")
             folder = result.save(settings.out)
@@ -201,6 +220,8 @@ def compare(
     kind: KindOption = None,
     column: MapOption = None,
     seed: SeedOption = None,
+    date_format: DateFormatOption = None,
+    decimal: DecimalOption = None,
 ) -> None:
     """Run every clustering method on the same features, compare them (comparison.csv,
     agreement.csv, report) and keep the recommended one as the run's segmentation."""
@@ -213,6 +234,8 @@ def compare(
         algorithm="all",
         column=column,
         seed=seed,
+        date_format=date_format,
+        decimal=decimal,
     )
 
 
@@ -236,6 +259,7 @@ def predict(
         if suffix not in {".csv", ".parquet"}:
             raise SegmintError(f"--out must end in .csv or .parquet, got {out_file.name!r}")
         model = load_run_model(run_dir)
+        out.print(_provenance(model.meta))
         used = model.meta.get("algorithm", "kmeans")
         if algorithm and algorithm != used:
             raise SegmintError(
@@ -252,7 +276,9 @@ def predict(
         scores = pred.scores[["customer_id", "segment", "segment_name", "confidence", *extra]]
         out_file.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".csv":
-            scores.to_csv(out_file, index=False)
+            from .csvsafe import write_csv
+
+            write_csv(scores, out_file)  # ids starting with = + - @ cannot run as formulas
         else:
             scores.to_parquet(out_file, index=False)
         rows = pred.ingested.rows
@@ -270,6 +296,31 @@ def predict(
         if pred.info.get("customers_only_returns"):
             n = pred.info["customers_only_returns"]
             out.print(f"{n:,} customer(s) with returns but no purchase were not scored")
+
+    _guard(go)
+
+
+@app.command()
+def trust(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder copied from another machine.")],
+) -> None:
+    """Check a run's model against segmint's allow-list (without loading it) and sign it
+    with this machine's key. Only for runs whose origin you have checked."""
+
+    def go() -> None:
+        from .model import trust_model_file
+
+        if not run_dir.is_dir():
+            raise SegmintError(f"{run_dir}: not a folder; give the run folder to trust.")
+        info = trust_model_file(run_dir / "model.skops")
+        out.print(f"types in {info['path']} (all on segmint's allow-list):")
+        for name in info["types"]:
+            out.print(f"  {name}", highlight=False)
+        out.print(f"before: {info['before']}")
+        out.print(
+            f"[bold green]signed[/] with this machine's key {info['key_id']} "
+            f"(from {escape(info['key_source'])}) → {info['path']}.sig"
+        )
 
     _guard(go)
 
@@ -315,6 +366,8 @@ def clv(
     time_unit: Annotated[str | None, typer.Option(help="days | weeks (default: weeks).")] = None,
     config: ConfigOption = None,
     column: MapOption = None,
+    date_format: DateFormatOption = None,
+    decimal: DecimalOption = None,
 ) -> None:
     """Fit BG/NBD + Gamma-Gamma on a calibration period and check them on the holdout."""
 
@@ -324,14 +377,20 @@ def clv(
 
         base = Settings.from_file(config) if config else Settings()
         settings = base.merged(
-            {"clv": {"time_unit": time_unit}, "columns": _parse_map(column) or None}
+            {
+                "clv": {"time_unit": time_unit},
+                "columns": _parse_map(column) or None,
+                "date_format": date_format,
+                "decimal": decimal,
+            }
         )
         cal = _iso_date(calibration_end, "--calibration-end")
         hold = _iso_date(holdout_end, "--holdout-end") if holdout_end else None
-        res = validate_clv(str(data), cal, settings, holdout_end=hold)
-        from .store import save_clv
+        from .store import output_folder, save_clv
 
-        save_clv(res, out_dir)
+        with output_folder(out_dir, "clv"):
+            res = validate_clv(str(data), cal, settings, holdout_end=hold)
+            save_clv(res, out_dir)
         _print_clv(res)
         out.print(
             f"→ {out_dir}/clv_params.json, clv_holdout.csv, clv_holdout.html, clv_customers.parquet"
@@ -352,6 +411,8 @@ def track_cmd(
     k: Annotated[int | None, typer.Option("--k", help="Fix the number of segments.")] = None,
     column: MapOption = None,
     seed: SeedOption = None,
+    date_format: DateFormatOption = None,
+    decimal: DecimalOption = None,
 ) -> None:
     """Segments over time: snapshots, migration (Sankey), size/revenue trends, drift alerts."""
 
@@ -367,16 +428,20 @@ def track_cmd(
                 "out": str(out_dir / "run"),
                 "seed": seed,
                 "columns": _parse_map(column) or None,
+                "date_format": date_format,
+                "decimal": decimal,
                 "clustering": {"k": k},
             }
         )
         if every not in {"month", "quarter"}:
             raise SegmintError(f"--every must be 'month' or 'quarter', got {every!r}")
-        with _Bar((*STAGES, "snapshots")) as bar:
-            tracking, result = track_segments(settings, every, refit=refit, progress=bar)
-            bar("snapshots", "done")
-        result.save(out_dir / "run")
-        save_tracking(tracking, out_dir, every, settings)
+        from .store import output_folder
+
+        with output_folder(out_dir, "track"):
+            with _Bar((*STAGES, "snapshots")) as bar:
+                tracking, result = track_segments(settings, every, refit=refit, progress=bar)
+                bar("snapshots", "done")
+            save_tracking(tracking, out_dir, every, settings, run=result)  # run/ inside
         flows = tracking.flows
         out.print(
             f"[bold green]{len(tracking.snapshots)} snapshots[/] ({every}, {tracking.mode}); "
@@ -415,7 +480,8 @@ def _print_clv(res: Any) -> None:
     for c in ("model", "param", "estimate", "std. error", "95% CI"):
         t.add_column(c, justify="left" if c in {"model", "param"} else "right")
     for r in res.params.itertuples():
-        ci = f"{r.ci_low:,.4g} – {r.ci_high:,.4g}" if r.se == r.se else "–"
+        finite = all(v == v and abs(v) != float("inf") for v in (r.ci_low, r.ci_high))
+        ci = f"{r.ci_low:,.4g} – {r.ci_high:,.4g}" if finite else "–"
         se = f"{r.se:,.4g}" if r.se == r.se else "n/a"
         t.add_row(r.model, r.param, f"{r.estimate:,.4g}", se, ci)
     out.print(t)
@@ -466,6 +532,8 @@ def analyze_effect(
         list[str] | None, typer.Option("--map", help="customer_id=COLUMN if not detected.")
     ] = None,
     delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (default: sniffed).")] = None,
+    date_format: DateFormatOption = None,
+    decimal: DecimalOption = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write effect.csv, posthoc.csv, groups.csv.")
     ] = None,
@@ -485,16 +553,21 @@ def analyze_effect(
                 "derive": {**base.derive, **parse_assignments(derive or [])} or None,
                 "columns": _parse_map(column) or None,
                 "delimiter": delimiter,
+                "date_format": date_format,
+                "decimal": decimal,
             }
         )
         outcomes = [o for item in on for o in (_split(item) or [])]
-        result, ing = analyze(str(data), by, outcomes, settings, order=_split(order), bins=bins)
-        _print_effect(result, ing)
-        if out_dir:
-            from .store import save_effect
+        from contextlib import nullcontext
 
-            save_effect(result, out_dir)
-            out.print(f"tables → {out_dir}/effect.csv, posthoc.csv, groups.csv")
+        from .store import output_folder, save_effect
+
+        with output_folder(out_dir, "effect") if out_dir else nullcontext():
+            result, ing = analyze(str(data), by, outcomes, settings, order=_split(order), bins=bins)
+            _print_effect(result, ing)
+            if out_dir:
+                save_effect(result, out_dir)
+                out.print(f"tables → {out_dir}/effect.csv, posthoc.csv, groups.csv")
 
     _guard(go)
 
@@ -554,9 +627,16 @@ def _guard(fn: Any) -> None:
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")
         raise typer.Exit(130) from None
+    except _Terminated:
+        err.print("[red]terminated[/]")
+        raise typer.Exit(143) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
+        if _signalled:  # a query engine turns the signal into its own "interrupted" error
+            interrupted = _signalled[-1] == signal.SIGINT
+            err.print("[red]interrupted[/]" if interrupted else "[red]terminated[/]")
+            raise typer.Exit(130 if interrupted else 143) from None
         if _state["verbose"]:
             err.print_exception()
         err.print(
@@ -568,5 +648,41 @@ def _guard(fn: Any) -> None:
         raise typer.Exit(1) from None
 
 
+class _Terminated(BaseException):
+    """SIGTERM as an exception: ``finally`` blocks run, so the partial output folder, the lock
+    and the query engine's temporary store are removed as on Ctrl-C."""
+
+
+_signalled: list[int] = []
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """SIGINT → KeyboardInterrupt, SIGTERM → ``_Terminated``; remembered, because DuckDB
+    turns an exception raised during a query into its own 'Query interrupted' error."""
+    _signalled.append(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise _Terminated
+
+
+def _provenance(meta: dict[str, Any]) -> str:
+    """Which data the model came from: path, short hash, size, and when it was trained."""
+    inputs = meta.get("inputs")
+    if not inputs:
+        return "model: trained on data not recorded (a run from an older segmint)"
+    parts = [
+        f"{escape(str(i.get('path')))} (sha256 {str(i.get('sha256'))[:12]}, "
+        f"{(i.get('bytes') or 0) / 1e6:,.1f} MB)"
+        for i in inputs
+    ]
+    when = f" {meta['created']}" if meta.get("created") else ""
+    return f"model: trained{when} on {' + '.join(parts)}"
+
+
 def main() -> None:
-    app()
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        app()
+    except _Terminated:  # outside a command (argument parsing): exit as SIGTERM asked
+        sys.exit(143)
