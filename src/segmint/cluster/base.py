@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ..evaluate import metrics
+from ..evaluate.select_k import MIN_CUSTOMERS, MIN_SEGMENT_CUSTOMERS, max_segments
 from ..exceptions import InputError
 
 # Parameter constraints every k-choosing segmenter shares (scikit-learn's convention).
@@ -36,19 +37,69 @@ K_CONSTRAINTS: dict = {
 }
 
 
-def candidate_ks(seg: Any, limit: int, n: int, what: str = "") -> list[int]:
-    """The k to try (``seg.k`` or ``k_min..k_max``), those below ``limit`` + 1; a clear error
-    when the range is reversed or nothing is left."""
+@dataclass
+class KRange:
+    """The k a segmenter tries; ``note`` says why the settings' range was narrowed (empty
+    when it was not), ``fixed`` that the user fixed k. Both end the decision's reason."""
+
+    ks: list[int]
+    note: str = ""
+    fixed: bool = False
+
+
+def require_customers(n: int) -> None:
+    """Refuse fewer than ``MIN_CUSTOMERS`` customers: two segments of two is the least a
+    segmentation can be (``evaluate.select_k``)."""
+    if n < MIN_CUSTOMERS:
+        raise InputError(
+            f"{n} customer(s) are too few to segment: segmint needs at least {MIN_CUSTOMERS} "
+            f"customers (two segments of at least {MIN_SEGMENT_CUSTOMERS} customers each).",
+            expected=f"data with at least {MIN_CUSTOMERS} customers",
+        )
+
+
+def candidate_ks(seg: Any, limit: int, n: int, what: str = "") -> KRange:
+    """The k to try: ``seg.k`` or ``k_min..k_max``, within what ``n`` customers allow.
+
+    Every segment needs ``MIN_SEGMENT_CUSTOMERS`` customers (``evaluate.select_k``), so k is
+    at most ``max_segments(n)``; ``limit`` is the method's own bound (distinct feature
+    profiles, ``what`` describes it). A ``k_max`` beyond the bound is lowered, with the reason
+    in ``note`` (the manifest's selection reason); a fixed ``k`` or a ``k_min`` beyond it
+    cannot be honoured and is refused, as are fewer than ``MIN_CUSTOMERS`` customers.
+    """
     if seg.k_max < seg.k_min:
         raise InputError(f"k_max ({seg.k_max}) must be >= k_min ({seg.k_min})")
-    ks = [seg.k] if seg.k else list(range(seg.k_min, seg.k_max + 1))
-    ks = [k for k in ks if k <= limit]
-    if not ks:
-        raise InputError(
-            f"{n} customer(s){what} cannot form {seg.k or seg.k_min} or more segments.",
-            expected="more customers, more varied features, or a smaller --k",
+    require_customers(n)
+    by_size = max_segments(n)
+    if limit < by_size:
+        cap = max(limit, 1)
+        why = f"{n} customers{what} allow at most {cap} segment(s)"
+        more = "more customers or more varied features"
+    else:
+        cap = by_size
+        why = (
+            f"{n} customers allow at most {cap} segments of at least "
+            f"{MIN_SEGMENT_CUSTOMERS} customers each"
         )
-    return ks
+        more = "more customers"
+    if seg.k:
+        if seg.k > cap:
+            raise InputError(
+                f"k = {seg.k} cannot be honoured: {why}.",
+                expected=f"k = {cap} or fewer (--k), no fixed k to choose it, or {more}"
+                if cap >= 2
+                else more,
+            )
+        return KRange([seg.k], fixed=True)
+    if seg.k_min > cap:
+        raise InputError(
+            f"{why}, fewer than the smallest k tried (k_min = {seg.k_min}).",
+            expected=f"k_min = {cap} or fewer (--k-min), or {more}" if cap >= 2 else more,
+        )
+    note = ""
+    if seg.k_max > cap:
+        note = f"The range k = {seg.k_min}..{seg.k_max} was narrowed to {seg.k_min}..{cap}: {why}."
+    return KRange(list(range(seg.k_min, min(seg.k_max, cap) + 1)), note)
 
 
 def centroid_scores(
@@ -190,6 +241,17 @@ def segment_means(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return (sums / counts).astype(np.float32)
 
 
+def distinct_rows(X: np.ndarray, limit: int) -> int:
+    """Number of distinct rows, counted up to ``limit`` (cheap early exit): no method can
+    make more segments than there are different customers."""
+    seen: set[bytes] = set()
+    for row in np.ascontiguousarray(X):
+        seen.add(row.tobytes())
+        if len(seen) >= limit:
+            break
+    return len(seen)
+
+
 def sample_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     if n <= size:
         return np.arange(n)
@@ -237,6 +299,7 @@ def candidate_row(
         else float("nan"),
         "inertia": inertia,
         "min_segment_share": float(sizes.min() / n) if k else 0.0,
+        "min_segment_size": int(sizes.min()) if k else 0,
         "max_segment_share": float(sizes.max() / n) if k else 0.0,
         "noise_share": float((~ok).mean()),
     }

@@ -7,6 +7,13 @@
   ``min_samples`` defaults to twice the number of features (Sander et al. 1998).
 - **HDBSCAN** (scikit-learn): ``min_cluster_size`` defaults to 1% of the fitted customers
   (at least 10).
+- **Few customers**: two dense groups need ``min_samples`` customers each, so the defaults
+  are capped at a quarter of the fitted customers (at least 2): with 20 customers and ten
+  features, 2 x features = 20 could only ever find one group. The cap binds below ~80
+  customers (DBSCAN, ten features) or 40 (HDBSCAN's 10); given values are used as they are.
+  When most customers have ``min_samples`` identical ones the knee is a distance of 0, and
+  ``eps`` is half the least distance between different customers: the dense groups are the
+  stacks of identical customers.
 
 Both need neighbourhoods of every point, so above ``max_fit_sample`` customers they fit a
 random sample; every other customer takes the label of the nearest *core* point of the fit
@@ -37,6 +44,7 @@ from .base import (
     candidate_row,
     order_by_size,
     relabel,
+    require_customers,
     sample_rows,
     segment_means,
 )
@@ -50,6 +58,20 @@ def knee_of_increasing(y: np.ndarray) -> int:
     x = np.linspace(0.0, 1.0, len(y))
     yn = (y - y[0]) / (y[-1] - y[0])
     return int(np.argmax(x - yn))
+
+
+def _duplicate_radius(X: np.ndarray) -> float:
+    """Half the smallest distance between two different customers: a radius that joins
+    identical customers and nothing else (the knee of the k-distance curve is 0 when most
+    customers have ``min_samples`` duplicates, and DBSCAN needs a positive radius)."""
+    distinct = np.unique(X, axis=0)
+    if len(distinct) < 2:
+        raise InputError(
+            "every customer has the same features, so there is nothing to separate.",
+            expected="more varied features",
+        )
+    d = NearestNeighbors(n_neighbors=2).fit(distinct).kneighbors(distinct)[0][:, 1]
+    return float(d.min()) / 2
 
 
 class DensitySegmenter(Segmenter):
@@ -102,11 +124,13 @@ class DensitySegmenter(Segmenter):
         self._validate_params()
         X = np.ascontiguousarray(X, dtype=np.float32)
         n, d = X.shape
+        require_customers(n)
         rng = np.random.default_rng(self.random_state)
         fit_idx = sample_rows(n, self.max_fit_sample, rng)
         Xs = X[fit_idx]
         m = len(Xs)
-        min_samples = min(self.min_samples or max(5, 2 * d), m - 1)
+        small = max(2, m // 4)  # see "Few customers" in the module doc
+        min_samples = min(self.min_samples or min(max(5, 2 * d), small), m - 1)
         if progress:
             progress(f"{self.method} on {m:,} customers")
         kdist = NearestNeighbors(n_neighbors=min_samples).fit(Xs).kneighbors(Xs)[0][:, -1]
@@ -117,13 +141,16 @@ class DensitySegmenter(Segmenter):
             if eps is None:
                 eps = float(kdist[knee_of_increasing(kdist)])
                 how = "the knee of the k-distance curve"
+                if eps <= 0:  # the knee is at duplicates: DBSCAN needs a positive radius
+                    eps = _duplicate_radius(Xs)
+                    how = "half the least distance between different customers (duplicates)"
             db = DBSCAN(eps=eps, min_samples=min_samples).fit(Xs)
             fit_labels = db.labels_.astype(np.int32)
             core = np.zeros(m, dtype=bool)
             core[db.core_sample_indices_] = True
             radius = eps
         else:
-            mcs = self.min_cluster_size or max(10, int(0.01 * m))
+            mcs = self.min_cluster_size or min(max(10, int(0.01 * m)), small)
             hd = HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, copy=True).fit(Xs)
             fit_labels = hd.labels_.astype(np.int32)
             core = fit_labels >= 0
@@ -143,16 +170,12 @@ class DensitySegmenter(Segmenter):
             eps = radius
         k = int(fit_labels.max()) + 1 if (fit_labels >= 0).any() else 0
         if k < 2:
-            hint = (
-                "a larger --eps or a smaller min_samples"
+            params = (
+                f"eps {eps:.3g}, min_samples {min_samples}"
                 if self.method == "dbscan"
-                else "a smaller min_cluster_size or min_samples"
+                else f"min_cluster_size {mcs}, min_samples {min_samples}"
             )
-            raise InputError(
-                f"{self.method.upper()} found {k} dense group(s) among {m:,} customers "
-                f"(eps {eps:.3g}, min_samples {min_samples}); a segmentation needs at least two.",
-                expected=f"{hint}, or another algorithm",
-            )
+            raise self._too_few_groups(k, m, params)
         assigner = Assigner(
             "density",
             segment_means(Xs, fit_labels, k),
@@ -210,6 +233,19 @@ class DensitySegmenter(Segmenter):
         )
         self.n_features_in_ = d
         return self
+
+    def _too_few_groups(self, k: int, m: int, params: str) -> InputError:
+        """The refusal when fewer than two dense groups exist, with what to change."""
+        hint = (
+            "a larger --eps or a smaller min_samples"
+            if self.method == "dbscan"
+            else "a smaller min_cluster_size or min_samples"
+        )
+        return InputError(
+            f"{self.method.upper()} found {k} dense group(s) among {m:,} customers "
+            f"({params}); a segmentation needs at least two.",
+            expected=f"{hint}, or another algorithm",
+        )
 
     def assigner(self) -> Assigner:
         check_is_fitted(self, "assigner_")

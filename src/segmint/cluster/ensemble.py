@@ -32,11 +32,12 @@ from sklearn.metrics import silhouette_score
 from sklearn.utils._param_validation import Interval
 
 from ..evaluate import metrics
-from ..evaluate.select_k import Decision
+from ..evaluate.select_k import MIN_SEGMENT_CUSTOMERS, Decision, max_segments
 from ..exceptions import InputError
 from .base import (
     Candidates,
     Segmenter,
+    candidate_ks,
     candidate_row,
     order_by_size,
     relabel,
@@ -115,6 +116,7 @@ class EnsembleSegmenter(Segmenter):
         ev = sample_rows(n, self.sample, rng)
         Xe = X[ev]
         m = len(ev)
+        krange = candidate_ks(self, m - 1, n)
         if self.k:
             k0 = self.k
         else:
@@ -123,7 +125,7 @@ class EnsembleSegmenter(Segmenter):
             k0 = (
                 KMeansSegmenter(
                     k_min=self.k_min,
-                    k_max=self.k_max,
+                    k_max=max(krange.ks),
                     min_segment_share=self.min_segment_share,
                     random_state=self.random_state,
                     bootstrap=20,
@@ -131,7 +133,8 @@ class EnsembleSegmenter(Segmenter):
                 .fit(X)
                 .k_
             )
-        ks = sorted({kk for kk in (k0 - 1, k0, k0 + 1) if 2 <= kk < m} if not self.k else {k0})
+        top_k = max_segments(n)
+        ks = sorted({kk for kk in (k0 - 1, k0, k0 + 1) if 2 <= kk <= top_k} if not self.k else {k0})
         C = np.zeros((m, m), dtype=np.float32)
         bases: list[Any] = []
         seed = self.random_state
@@ -141,7 +144,8 @@ class EnsembleSegmenter(Segmenter):
                     progress(f"ensemble: {method} k={kk}")
                 for _ in range(self.resamples):
                     seed += 1
-                    sub = np.sort(rng.choice(m, max(int(self.share * m), kk + 1), replace=False))
+                    size = min(m, max(int(self.share * m), kk + 1, MIN_SEGMENT_CUSTOMERS * kk))
+                    sub = np.sort(rng.choice(m, size, replace=False))
                     try:
                         base = self._base(method, kk, seed).fit(Xe[sub])
                     except InputError:
@@ -223,7 +227,8 @@ class EnsembleSegmenter(Segmenter):
             {"consensus": k},
             f"Consensus of {len(bases)} base segmentations ({', '.join(self.methods)} × "
             f"k = {', '.join(map(str, ks))} × {self.resamples} resamples): k = {k} has the "
-            f"best silhouette on the co-association distance ({best['consensus_silhouette']:.3f}).",
+            f"best silhouette on the co-association distance ({best['consensus_silhouette']:.3f})."
+            + (f" {krange.note}" if krange.note else ""),
         )
         self.n_features_in_ = X.shape[1]
         return self

@@ -26,6 +26,7 @@ from .base import (
     Segmenter,
     candidate_ks,
     candidate_row,
+    distinct_rows,
     order_by_size,
     relabel,
     sample_rows,
@@ -93,7 +94,14 @@ class HierarchicalSegmenter(Segmenter):
         if progress:
             progress(f"{self.linkage} linkage on {len(fit_idx):,} customers")
         Z = linkage(X[fit_idx].astype(np.float64), method=self.linkage, metric="euclidean")
-        ks = candidate_ks(self, len(fit_idx) - 1, n)
+        distinct = distinct_rows(X[fit_idx], limit=max(self.k or 0, self.k_max) + 1)
+        krange = candidate_ks(
+            self,
+            min(distinct, len(fit_idx) - 1),
+            n,
+            f" with {distinct} distinct feature profile(s)",
+        )
+        ks = krange.ks
         tss = metrics.total_sum_of_squares(X)
         cands = Candidates([], [])
         centers: dict[int, np.ndarray] = {}
@@ -108,7 +116,9 @@ class HierarchicalSegmenter(Segmenter):
             row["k"] = k
             cands.rows.append(row)
         table = cands.table(X[sil_idx], self.bootstrap, self.random_state)
-        decision = choose_k(table, min_segment_share=self.min_segment_share)
+        decision = choose_k(
+            table, min_segment_share=self.min_segment_share, fixed=krange.fixed, note=krange.note
+        )
         k = decision.k
         labels, inertia = metrics.assign(X, centers[k])
         kk = len(centers[k])

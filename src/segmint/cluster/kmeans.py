@@ -34,6 +34,7 @@ from .base import (
     Segmenter,
     candidate_ks,
     candidate_row,
+    distinct_rows,
     order_by_size,
     relabel,
     sample_rows,
@@ -108,9 +109,10 @@ class KMeansSegmenter(Segmenter):
         rng = np.random.default_rng(self.random_state)
         fit_idx = sample_rows(n, self.sweep_sample, rng)
         sil_idx = sample_rows(n, self.silhouette_sample, rng)
-        n_distinct = _distinct_rows(X[fit_idx], limit=self.k_max + 1)
+        n_distinct = distinct_rows(X[fit_idx], limit=max(self.k or 0, self.k_max) + 1)
         limit = min(n_distinct, n - 1)
-        ks = candidate_ks(self, limit, n, f" with {n_distinct} distinct feature profile(s)")
+        krange = candidate_ks(self, limit, n, f" with {n_distinct} distinct feature profile(s)")
+        ks = krange.ks
         X_fit, X_sil = X[fit_idx], X[sil_idx]
         tss = metrics.total_sum_of_squares(X_fit)
         cands = Candidates([], [])
@@ -127,7 +129,9 @@ class KMeansSegmenter(Segmenter):
         if progress:
             progress("silhouette")
         table = cands.table(X[sil_idx], self.bootstrap, self.random_state)
-        decision = choose_k(table, min_segment_share=self.min_segment_share)
+        decision = choose_k(
+            table, min_segment_share=self.min_segment_share, fixed=krange.fixed, note=krange.note
+        )
         k = decision.k
         if progress:
             progress(f"final k={k}")
@@ -184,13 +188,3 @@ def _sweep_starts(n_fit: int) -> int:
     if n_fit <= 50_000:
         return 4
     return 2
-
-
-def _distinct_rows(X: np.ndarray, limit: int) -> int:
-    """Number of distinct rows, counted up to ``limit`` (cheap early exit)."""
-    seen: set[bytes] = set()
-    for row in X:
-        seen.add(row.tobytes())
-        if len(seen) >= limit:
-            break
-    return len(seen)

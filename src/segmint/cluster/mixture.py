@@ -29,6 +29,7 @@ from .base import (
     Segmenter,
     candidate_ks,
     candidate_row,
+    distinct_rows,
     order_by_size,
     relabel,
     sample_rows,
@@ -98,7 +99,14 @@ class MixtureSegmenter(Segmenter):
         rng = np.random.default_rng(self.random_state)
         fit_idx = sample_rows(n, self.sweep_sample, rng)
         sil_idx = sample_rows(n, self.silhouette_sample, rng)
-        ks = candidate_ks(self, len(fit_idx) - 1, n)
+        distinct = distinct_rows(X[fit_idx], limit=max(self.k or 0, self.k_max) + 1)
+        krange = candidate_ks(
+            self,
+            min(distinct, len(fit_idx) - 1),
+            n,
+            f" with {distinct} distinct feature profile(s)",
+        )
+        ks = krange.ks
         tss = metrics.total_sum_of_squares(X)
         cands = Candidates([], [])
         models: dict[int, GaussianMixture] = {}
@@ -114,7 +122,7 @@ class MixtureSegmenter(Segmenter):
             cands.rows.append(row)
         table = cands.table(X[sil_idx], self.bootstrap, self.random_state)
         k = int(table.loc[table["bic"].idxmin(), "k"])
-        falling = len(ks) > 1 and k == max(ks)
+        falling = len(ks) > 1 and k == max(ks) and not krange.note
         reason = (
             f"k = {k} was fixed by the user."
             if self.k
@@ -126,7 +134,7 @@ class MixtureSegmenter(Segmenter):
                 if falling
                 else "."
             )
-        )
+        ) + (f" {krange.note}" if krange.note else "")
         if progress:
             progress(f"final k={k}")
         final = self._gmm(k, self.n_init).fit(X[fit_idx]) if self.n_init > 1 else models[k]

@@ -41,6 +41,7 @@ from .base import (
     Segmenter,
     candidate_ks,
     candidate_row,
+    distinct_rows,
     order_by_size,
     relabel,
     sample_rows,
@@ -148,14 +149,26 @@ class KPrototypesSegmenter(Segmenter):
         p = num.shape[1]
         data = np.column_stack([num, codes]).astype(object)
         gamma = self.gamma or (2.0 * float(num.var(axis=0).mean()) if p else 1.0)
-        kp = KPrototypes(
-            n_clusters=k,
-            init="Huang",
-            n_init=n_init,
-            gamma=gamma,
-            random_state=self.random_state,
-            n_jobs=1,
-        ).fit(data, categorical=list(range(p, p + codes.shape[1])))
+        categorical = list(range(p, p + codes.shape[1]))
+
+        def run(init: Any, starts: int) -> Any:
+            return KPrototypes(
+                n_clusters=k,
+                init=init,
+                n_init=starts,
+                gamma=gamma,
+                random_state=self.random_state,
+                n_jobs=1,
+            ).fit(data, categorical=categorical)
+
+        try:
+            kp = run("Huang", n_init)
+        except ValueError as exc:
+            # kmodes draws numeric prototypes at random and gives up when some stay empty,
+            # which happens on a few dozen customers; start from k distinct customers instead
+            if "could not initialize" not in str(exc):
+                raise
+            kp = run(self._spread_start(num, codes, k, gamma), 1)
         cent = np.asarray(kp.cluster_centroids_, dtype=float)
         return PrototypeAssigner(
             np.zeros((k, 1), dtype=np.float32),
@@ -164,6 +177,22 @@ class KPrototypesSegmenter(Segmenter):
             gamma=float(kp.gamma),
             groups=self.categorical_groups or [],
         )
+
+    def _spread_start(
+        self, num: np.ndarray, codes: np.ndarray, k: int, gamma: float
+    ) -> list[np.ndarray]:
+        """k distinct customers as starting prototypes, drawn as k-means++ draws centres
+        (each next one with probability proportional to its K-Prototypes cost to the nearest
+        already drawn), so every prototype starts with a member: itself."""
+        rng = np.random.default_rng(self.random_state)
+        chosen = [int(rng.integers(len(num)))]
+        cost = np.full(len(num), np.inf)
+        for _ in range(1, k):
+            c = chosen[-1]
+            new = ((num - num[c]) ** 2).sum(axis=1) + gamma * (codes != codes[c]).sum(axis=1)
+            cost = np.minimum(cost, new)
+            chosen.append(int(rng.choice(len(num), p=cost / cost.sum())))
+        return [num[chosen], codes[chosen]]
 
     def fit(
         self, X: np.ndarray, y: Any = None, *, progress: Callable[[str], None] | None = None
@@ -181,7 +210,13 @@ class KPrototypesSegmenter(Segmenter):
         fit_idx = sample_rows(n, self.max_fit_sample, rng)
         sil_idx = sample_rows(n, self.silhouette_sample, rng)
         num, codes = decode(X[fit_idx], self.categorical_groups)
-        ks = candidate_ks(self, len(fit_idx) - 1, n)
+        distinct = distinct_rows(
+            np.column_stack([num, codes]), limit=max(self.k or 0, self.k_max) + 1
+        )
+        krange = candidate_ks(
+            self, min(distinct, len(fit_idx) - 1), n, f" with {distinct} distinct profile(s)"
+        )
+        ks = krange.ks
         tss = metrics.total_sum_of_squares(X)
         cands = Candidates([], [])
         fits: dict[int, PrototypeAssigner] = {}
@@ -194,7 +229,9 @@ class KPrototypesSegmenter(Segmenter):
             cands.sil_labels.append(labels[sil_idx])
             cands.rows.append(candidate_row(X, labels, k, tss))
         table = cands.table(X[sil_idx], self.bootstrap, self.random_state)
-        decision = choose_k(table, min_segment_share=self.min_segment_share)
+        decision = choose_k(
+            table, min_segment_share=self.min_segment_share, fixed=krange.fixed, note=krange.note
+        )
         k = decision.k
         final = fits[k]
         labels = final.predict(X)

@@ -71,10 +71,12 @@ def compare_methods(
     progress: Callable[[str], None] | None = None,
 ) -> Comparison:
     """Fit every method in ``methods`` on ``X`` and apply the rule of the module doc."""
+    from ..cluster.base import require_customers
     from ..cluster.registry import make_segmenter, refit_factory
 
     rng = np.random.default_rng(seed + 17)
     n = len(X)
+    require_customers(n)  # one clear refusal rather than the same one from every method
     common = (
         np.arange(n)
         if n <= config.silhouette_sample

@@ -2,10 +2,19 @@
 
 The rule (also printed in every report):
 
+0. Size: a segment needs at least ``MIN_SEGMENT_CUSTOMERS`` (2) customers — one customer
+   has no spread, no within-segment test and cannot be both learnt from and held out by the
+   driver surrogate — so ``n`` customers allow at most ``max_segments(n) = n // 2`` segments
+   (and no more than their distinct feature profiles). A larger ``k_max`` is lowered to
+   that, with the reason at the end of the decision; a fixed ``k`` or a ``k_min`` above it
+   cannot be honoured and is refused, as are fewer than ``MIN_CUSTOMERS`` (4) customers
+   (``cluster.base.candidate_ks``).
 1. A k is eligible when its smallest segment holds at least ``min_segment_share`` of the
-   customers (tiny segments cannot carry a campaign).
+   customers and at least ``MIN_SEGMENT_CUSTOMERS`` of them (tiny segments cannot carry a
+   campaign).
 2. Four criteria each vote for one eligible k: the highest sampled silhouette, the highest
-   Calinski–Harabasz, the lowest Davies–Bouldin and the elbow of the inertia curve.
+   Calinski–Harabasz, the lowest Davies–Bouldin and the elbow of the inertia curve (a
+   criterion undefined for every k, e.g. the elbow of fewer than three k, abstains).
 3. The k with most votes wins; a tie goes to the higher silhouette.
 4. Guard against k = 2: silhouette and Calinski–Harabasz favour a single dominant split on
    skewed customer data (high vs low value), yet two segments give marketing little to act
@@ -24,6 +33,13 @@ import pandas as pd
 from .metrics import knee
 
 CRITERIA = ("silhouette", "calinski_harabasz", "davies_bouldin", "elbow")
+MIN_SEGMENT_CUSTOMERS = 2
+MIN_CUSTOMERS = 2 * MIN_SEGMENT_CUSTOMERS
+
+
+def max_segments(customers: int) -> int:
+    """The most segments ``customers`` can form with ``MIN_SEGMENT_CUSTOMERS`` in each."""
+    return customers // MIN_SEGMENT_CUSTOMERS
 
 
 @dataclass
@@ -33,21 +49,29 @@ class Decision:
     reason: str
 
 
-def choose_k(table: pd.DataFrame, *, min_segment_share: float) -> Decision:
+def choose_k(
+    table: pd.DataFrame, *, min_segment_share: float, fixed: bool = False, note: str = ""
+) -> Decision:
     """Apply the rule to a table with columns k, silhouette, silhouette_low/high,
-    calinski_harabasz, davies_bouldin, inertia and min_segment_share."""
+    calinski_harabasz, davies_bouldin, inertia and min_segment_share (and, when known,
+    min_segment_size, the customers in the smallest segment). ``fixed``: the user fixed k;
+    ``note`` (e.g. why the range was clamped) ends the reason."""
     t = table.sort_values("k").reset_index(drop=True)
-    eligible = t[t["min_segment_share"] >= min_segment_share]
-    note = ""
-    if eligible.empty:
+    ok = t["min_segment_share"] >= min_segment_share
+    if "min_segment_size" in t:
+        ok &= t["min_segment_size"] >= MIN_SEGMENT_CUSTOMERS
+    eligible = t[ok]
+    note = f" {note}" if note else ""
+    if eligible.empty and len(t) > 1:
         eligible = t
-        note = (
-            f" No k kept every segment above {min_segment_share:.1%} of customers, so all "
-            "were considered."
+        note += (
+            f" No k kept every segment above {min_segment_share:.1%} of customers and at "
+            f"least {MIN_SEGMENT_CUSTOMERS} customers, so all were considered."
         )
     if len(t) == 1:
         k = int(t["k"].iloc[0])
-        return Decision(k, dict.fromkeys(CRITERIA), f"k = {k} was fixed by the user.")
+        why = "was fixed by the user" if fixed else "is the only k in the range"
+        return Decision(k, dict.fromkeys(CRITERIA), f"k = {k} {why}.{note}")
     votes = _votes(eligible)
     k = _winner(eligible, votes)
     reason = _describe(k, votes)
@@ -77,13 +101,21 @@ def choose_k(table: pd.DataFrame, *, min_segment_share: float) -> Decision:
 
 
 def _votes(t: pd.DataFrame) -> dict[str, int | None]:
-    v: dict[str, int | None] = {
-        "silhouette": int(t.loc[t["silhouette"].idxmax(), "k"]),
-        "calinski_harabasz": int(t.loc[t["calinski_harabasz"].idxmax(), "k"]),
-        "davies_bouldin": int(t.loc[t["davies_bouldin"].idxmin(), "k"]),
+    """One vote per criterion; a criterion undefined for every k (e.g. Calinski–Harabasz
+    when each segment is a single point) abstains instead of voting at random."""
+
+    def best(col: str, highest: bool) -> int | None:
+        vals = t[col]
+        if vals.isna().all():
+            return None
+        return int(t.loc[vals.idxmax() if highest else vals.idxmin(), "k"])
+
+    return {
+        "silhouette": best("silhouette", True),
+        "calinski_harabasz": best("calinski_harabasz", True),
+        "davies_bouldin": best("davies_bouldin", False),
         "elbow": knee(t["k"].tolist(), t["inertia"].tolist()),
     }
-    return v
 
 
 def _tally(votes: dict[str, int | None]) -> dict[int, int]:
@@ -96,6 +128,8 @@ def _tally(votes: dict[str, int | None]) -> dict[int, int]:
 
 def _winner(t: pd.DataFrame, votes: dict[str, int | None]) -> int:
     tally = _tally(votes)
+    if not tally:  # every criterion abstained: the fewest segments
+        return int(t["k"].min())
     best = max(tally.values())
     tied = [k for k, n in tally.items() if n == best]
     sil = t.set_index("k")["silhouette"]
