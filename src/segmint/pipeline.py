@@ -84,6 +84,8 @@ class RunResult:
         return predict(self.model, data, **kwargs)
 
     def save(self, out: str | Path | None = None) -> Path:
+        """Write the run folder atomically and under its lock: the folder is the old run or
+        this one, never a mix; a folder segmint did not write is refused."""
         from . import store
 
         return store.save_run(self, Path(out or self.settings.out))
@@ -212,6 +214,7 @@ def _explain_and_assemble(
             diagnostics["method_labels"] = {
                 name: s.labels_[rows] for name, s in comparison.segmenters.items()
             }
+    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     meta = {
         "version": __version__,
         "config_hash": settings.hash(),
@@ -223,6 +226,11 @@ def _explain_and_assemble(
         "clv_params": _clv_params(feats.info.get("clv")),
         "segment_names": names,
         "algorithm": cfg.algorithm,
+        # which data the model was trained on (a model file alone tells; predict prints it)
+        "created": created,
+        "inputs": [
+            {k: i.get(k) for k in ("path", "format", "kind", "sha256", "bytes")} for i in ing.inputs
+        ],
     }
     churn_model = {"model": churn_res.model, "features": churn_res.features} if churn_res else None
     model = SegmentationModel(pre, assigner, meta, churn=churn_model)
@@ -235,7 +243,7 @@ def _explain_and_assemble(
         "config_hash": settings.hash(),
         "version": __version__,
         "timings": timings,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "created": created,
         "inputs": ing.inputs,
         "observation_end": feats.observation_end.isoformat() if feats.observation_end else None,
         "features": {
@@ -262,6 +270,7 @@ def _explain_and_assemble(
             "algorithm": cfg.algorithm,
             "compared": comparison.reason if comparison else None,
             "k_range": [settings.clustering.k_min, settings.clustering.k_max],
+            "k_tried": [int(k) for k in seg.selection_["k"]],
             "fixed_k": settings.clustering.k,
             "votes": seg.decision_.votes,
             "reason": seg.decision_.reason,
@@ -352,7 +361,10 @@ def _segment(
                 sample=settings.clustering.stability_sample,
                 seed=settings.seed,
             )
-            final_metrics["stability_ari"] = round(stability.ari, 6)
+            if np.isfinite(stability.ari):  # undefined on very few customers: see note
+                final_metrics["stability_ari"] = round(stability.ari, 6)
+            if stability.note:
+                final_metrics["stability_note"] = stability.note
             ks = seg.selection_["k"].astype(int).tolist()
             if len(ks) > 1 and cfg.algorithm in PER_K_STABILITY:
                 if progress:
