@@ -1,6 +1,5 @@
 """Cleaning rules, row accounting and hand-checked feature values on a tiny order set."""
 
-
 import pandas as pd
 import pytest
 

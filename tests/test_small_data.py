@@ -33,12 +33,6 @@ from .conftest import dataset
 pytestmark = [
     pytest.mark.filterwarnings("error::RuntimeWarning"),
     pytest.mark.filterwarnings("error::UserWarning"),  # incl. ConvergenceWarning, metric ones
-    # Known, reported, outside this work: BG/NBD's Newton step in features/clv.py (since
-    # 572f069) evaluates log(b + x - 1) outside the parameter domain in its finite-difference
-    # Hessian on some data (400 Online Retail customers: churn's baseline). Remove when fixed.
-    pytest.mark.filterwarnings(
-        "ignore:invalid value encountered in log:RuntimeWarning:segmint.features.clv"
-    ),
 ]
 
 runner = CliRunner()

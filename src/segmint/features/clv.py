@@ -88,14 +88,18 @@ NegLL = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
 def _hessian(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Hessian by central differences of the analytic gradient, with relative steps."""
+    """Hessian by central differences of the analytic gradient, with relative steps that
+    never leave the positive parameters (a step larger than a tiny estimate would evaluate
+    logarithms of negative numbers). A gradient that is not finite there makes the Hessian
+    not finite, which the caller reports as a flat likelihood."""
     n = len(x)
-    h = 1e-5 * np.maximum(np.abs(x), 1e-2)
+    h = np.minimum(1e-5 * np.maximum(np.abs(x), 1e-2), 0.5 * np.abs(x))
     H = np.empty((n, n))
-    for i in range(n):
-        e = np.zeros(n)
-        e[i] = h[i]
-        H[:, i] = (grad(x + e) - grad(x - e)) / (2 * h[i])
+    with np.errstate(all="ignore"):
+        for i in range(n):
+            e = np.zeros(n)
+            e[i] = h[i]
+            H[:, i] = (grad(x + e) - grad(x - e)) / (2 * h[i])
     return (H + H.T) / 2
 
 
@@ -123,7 +127,7 @@ def _newton(
     H = hessian(params)
     evals = 2 * len(params)
     try:
-        if np.linalg.eigvalsh(H).min() <= 0:
+        if not np.isfinite(H).all() or np.linalg.eigvalsh(H).min() <= 0:
             return params, H, evals, False
         H_inv = np.linalg.inv(H)
     except np.linalg.LinAlgError:
@@ -191,7 +195,9 @@ def _fit(
         )  # fmt: skip
         further, H2, evals, _ = _newton(negll, np.exp(fine.x))
         polish_evals += int(fine.nfev) + evals + 2
-        if negll(further)[0] <= negll(params)[0]:
+        with np.errstate(all="ignore"):
+            better = negll(further)[0] <= negll(params)[0]
+        if better:
             params, H = further, H2
     diag: dict = {
         "converged": bool(best.success),
@@ -200,6 +206,8 @@ def _fit(
         "function_evaluations": int(best.nfev) + polish_evals,
     }
     try:
+        if not np.isfinite(H).all():
+            raise np.linalg.LinAlgError("the Hessian is not finite")
         cov = np.linalg.inv(H)
         eig = np.linalg.eigvalsh(H)
         diag["hessian_positive_definite"] = bool(eig.min() > 0)
