@@ -143,6 +143,14 @@ def _orders(tmp_path, body, name="orders.csv", header=ORDERS_HEADER):
         ("bad_feature", ["'no_such_feature'", "recency_days"]),
         ("bad_k", ["clustering.k", "greater than or equal to 2"]),
         ("bad_memory_limit", ["memory_limit", "'lots'"]),
+        ("mixed_decimals", ["mixes number conventions", "'UnitPrice'", "row 1: '2,55'"]),
+        ("ambiguous_dates", ["read in 2 ways", "'InvoiceDate'", "--date-format"]),
+        ("repeated_header", ["repeats a column name", "'UnitPrice'"]),
+        ("unknown_map", ["customer_id='NoSuchCol'", "no input has"]),
+        ("observation_end_word", ["observation_end", "ISO date", "'yesterday'"]),
+        ("observation_end_early", ["before the last order line", "'InvoiceDate'"]),
+        ("nothing_left", ["no purchases are left after cleaning", "future_date: 2"]),
+        ("truncated_gzip", ["truncated or corrupt", "cut.csv.gz"]),
     ],
 )
 def test_bad_input_is_one_clear_error(tmp_path, case, expect):
@@ -181,6 +189,31 @@ def test_bad_input_is_one_clear_error(tmp_path, case, expect):
         args = [_orders(tmp_path, good), "--memory-limit", "lots"]
     elif case == "bad_k":
         args = [_orders(tmp_path, good), "--k", "1"]
+    elif case == "mixed_decimals":
+        rows = "".join(f'c{i},{i},2024-01-0{i % 9 + 1},1,"{"2.55" if i % 2 else "2,55"}"\n'
+                       for i in range(40))  # fmt: skip
+        args = [_orders(tmp_path, rows)]
+    elif case == "ambiguous_dates":
+        rows = "".join(f"c{i},{i},0{i % 9 + 1}/0{i % 3 + 1}/2024,1,2\n" for i in range(40))
+        args = [_orders(tmp_path, rows)]
+    elif case == "repeated_header":
+        args = [_orders(tmp_path, "c1,1,2024-01-01,1,2,2\n", header=ORDERS_HEADER.strip()
+                        + ",UnitPrice\n")]  # fmt: skip
+    elif case == "unknown_map":
+        args = [_orders(tmp_path, good), "--map", "customer_id=NoSuchCol"]
+    elif case == "observation_end_word":
+        args = [_orders(tmp_path, good), "--observation-end", "yesterday"]
+    elif case == "observation_end_early":
+        args = [_orders(tmp_path, good * 3), "--observation-end", "2024-01-01"]
+    elif case == "nothing_left":
+        args = [_orders(tmp_path, "c1,1,2099-01-01,1,2\nc2,2,2099-01-02,1,3\n")]
+    elif case == "truncated_gzip":
+        import gzip
+
+        body = gzip.compress((ORDERS_HEADER + good * 100_000).encode())
+        p = tmp_path / "cut.csv.gz"
+        p.write_bytes(body[: len(body) // 2])
+        args = [p]
     r = invoke("run", *args, "--out", tmp_path / "out")
     assert r.exit_code == 2, r.output
     text = " ".join(r.output.split())

@@ -241,6 +241,15 @@ def segment_means(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return (sums / counts).astype(np.float32)
 
 
+def profile_ks(seg: Any, profiles: np.ndarray, n: int) -> KRange:
+    """``candidate_ks`` bounded by the distinct rows of ``profiles`` (the customers a method
+    fits on, as it sees them): no method can make more segments than different customers."""
+    distinct = distinct_rows(profiles, limit=max(seg.k or 0, seg.k_max) + 1)
+    return candidate_ks(
+        seg, min(distinct, len(profiles) - 1), n, f" with {distinct} distinct feature profile(s)"
+    )
+
+
 def distinct_rows(X: np.ndarray, limit: int) -> int:
     """Number of distinct rows, counted up to ``limit`` (cheap early exit): no method can
     make more segments than there are different customers."""

@@ -24,10 +24,9 @@ from .base import (
     K_CONSTRAINTS,
     Candidates,
     Segmenter,
-    candidate_ks,
     candidate_row,
-    distinct_rows,
     order_by_size,
+    profile_ks,
     relabel,
     sample_rows,
     segment_means,
@@ -94,13 +93,7 @@ class HierarchicalSegmenter(Segmenter):
         if progress:
             progress(f"{self.linkage} linkage on {len(fit_idx):,} customers")
         Z = linkage(X[fit_idx].astype(np.float64), method=self.linkage, metric="euclidean")
-        distinct = distinct_rows(X[fit_idx], limit=max(self.k or 0, self.k_max) + 1)
-        krange = candidate_ks(
-            self,
-            min(distinct, len(fit_idx) - 1),
-            n,
-            f" with {distinct} distinct feature profile(s)",
-        )
+        krange = profile_ks(self, X[fit_idx], n)
         ks = krange.ks
         tss = metrics.total_sum_of_squares(X)
         cands = Candidates([], [])

@@ -32,10 +32,9 @@ from .base import (
     K_CONSTRAINTS,
     Candidates,
     Segmenter,
-    candidate_ks,
     candidate_row,
-    distinct_rows,
     order_by_size,
+    profile_ks,
     relabel,
     sample_rows,
 )
@@ -109,9 +108,7 @@ class KMeansSegmenter(Segmenter):
         rng = np.random.default_rng(self.random_state)
         fit_idx = sample_rows(n, self.sweep_sample, rng)
         sil_idx = sample_rows(n, self.silhouette_sample, rng)
-        n_distinct = distinct_rows(X[fit_idx], limit=max(self.k or 0, self.k_max) + 1)
-        limit = min(n_distinct, n - 1)
-        krange = candidate_ks(self, limit, n, f" with {n_distinct} distinct feature profile(s)")
+        krange = profile_ks(self, X[fit_idx], n)
         ks = krange.ks
         X_fit, X_sil = X[fit_idx], X[sil_idx]
         tss = metrics.total_sum_of_squares(X_fit)

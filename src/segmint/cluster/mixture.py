@@ -27,10 +27,9 @@ from .base import (
     Assigner,
     Candidates,
     Segmenter,
-    candidate_ks,
     candidate_row,
-    distinct_rows,
     order_by_size,
+    profile_ks,
     relabel,
     sample_rows,
 )
@@ -99,13 +98,7 @@ class MixtureSegmenter(Segmenter):
         rng = np.random.default_rng(self.random_state)
         fit_idx = sample_rows(n, self.sweep_sample, rng)
         sil_idx = sample_rows(n, self.silhouette_sample, rng)
-        distinct = distinct_rows(X[fit_idx], limit=max(self.k or 0, self.k_max) + 1)
-        krange = candidate_ks(
-            self,
-            min(distinct, len(fit_idx) - 1),
-            n,
-            f" with {distinct} distinct feature profile(s)",
-        )
+        krange = profile_ks(self, X[fit_idx], n)
         ks = krange.ks
         tss = metrics.total_sum_of_squares(X)
         cands = Candidates([], [])

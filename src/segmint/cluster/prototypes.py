@@ -39,10 +39,9 @@ from .base import (
     Assigner,
     Candidates,
     Segmenter,
-    candidate_ks,
     candidate_row,
-    distinct_rows,
     order_by_size,
+    profile_ks,
     relabel,
     sample_rows,
     segment_means,
@@ -210,12 +209,7 @@ class KPrototypesSegmenter(Segmenter):
         fit_idx = sample_rows(n, self.max_fit_sample, rng)
         sil_idx = sample_rows(n, self.silhouette_sample, rng)
         num, codes = decode(X[fit_idx], self.categorical_groups)
-        distinct = distinct_rows(
-            np.column_stack([num, codes]), limit=max(self.k or 0, self.k_max) + 1
-        )
-        krange = candidate_ks(
-            self, min(distinct, len(fit_idx) - 1), n, f" with {distinct} distinct profile(s)"
-        )
+        krange = profile_ks(self, np.column_stack([num, codes]), n)
         ks = krange.ks
         tss = metrics.total_sum_of_squares(X)
         cands = Candidates([], [])
