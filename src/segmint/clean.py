@@ -167,7 +167,7 @@ def clean_transactions(
     for canon in money_cols:
         base_cols[f"_v_{canon}"] = typed[canon]
         if not t[raw[canon]].type().is_integer():
-            base_cols[f"_e_{canon}"] = numeric.is_missing(t[raw[canon]])
+            base_cols[f"_e_{canon}"] = parsing.is_empty(t[raw[canon]])
     if t[raw["ts"]].type().is_string():
         base_cols["_e_ts"] = parsing.is_empty(t[raw["ts"]])
     # Channel and country are recognised (and kept in the quarantine with every raw value)

@@ -182,7 +182,7 @@ class _Typer:
             return None
         if commas or self.decimal:
             try:
-                conv = num.detect(t, col, path=path, decimal=self.decimal)
+                conv = num.detect(t, col, path=path, decimal=self.decimal, has_commas=bool(commas))
             except InputError:
                 if _looks_numeric(t, col) > 1 - share:
                     raise  # a number column written two ways: never guess

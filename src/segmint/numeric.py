@@ -29,7 +29,7 @@ import ibis.expr.types as ir
 
 from .exceptions import InputError
 from .io import ROW
-from .parsing import text
+from .parsing import text, value_at
 
 MAX_ABS = 1e15
 
@@ -76,21 +76,30 @@ def _any(patterns: tuple[str, ...], v: ir.StringValue) -> ir.BooleanValue:
     return cond
 
 
-def detect(table: ir.Table, raw: str, *, path: str, decimal: str | None = None) -> Convention:
+def detect(
+    table: ir.Table,
+    raw: str,
+    *,
+    path: str,
+    decimal: str | None = None,
+    has_commas: bool | None = None,
+) -> Convention:
     """The convention of column ``raw`` from all its values (see the module docstring).
 
     ``decimal`` ("." or ",") forces the separator; values written the other way are then
     invalid rather than misread. Raises ``InputError`` when the column mixes conventions
-    or when its commas cannot be told apart."""
+    or when its commas cannot be told apart. ``has_commas``, when the caller has already
+    counted them, saves the query that looks for a comma."""
     col = table[raw]
     if not col.type().is_string():
         return Convention()
     t = table.select(ROW, v=text(col))
     has_comma = t.v.contains(",")
+    if has_commas is None:
+        has_commas = bool(has_comma.any().execute())
     if decimal is not None:
-        grouped = decimal == "," or bool(has_comma.any().execute())
-        return Convention(decimal, grouped)
-    if not has_comma.any().execute():
+        return Convention(decimal, decimal == "," or has_commas)
+    if not has_commas:
         return Convention(".", False)
     cand = t.filter(has_comma | t.v.contains("."))
     point, comma, ambiguous = (
@@ -113,7 +122,7 @@ def detect(table: ir.Table, raw: str, *, path: str, decimal: str | None = None) 
     n_point, n_comma = int(agg["n_point"] or 0), int(agg["n_comma"] or 0)
     if n_point and n_comma:
         rp, rc = int(agg["row_point"]), int(agg["row_comma"])
-        vp, vc = _value(table, raw, rp), _value(table, raw, rc)
+        vp, vc = value_at(table, raw, rp), value_at(table, raw, rc)
         raise InputError(
             f"the column mixes number conventions: {n_point:,} value(s) use a decimal point "
             f"(first at row {rp}: {vp!r}) and {n_comma:,} a decimal comma (first at row {rc}: "
@@ -131,7 +140,7 @@ def detect(table: ir.Table, raw: str, *, path: str, decimal: str | None = None) 
         return Convention(".", True)
     if int(agg["n_ambiguous"] or 0):
         row = int(agg["row_ambiguous"])
-        value = _value(table, raw, row)
+        value = value_at(table, raw, row)
         raise InputError(
             f"the column's commas can be read two ways: {value!r} is {value.replace(',', '')} "
             f"with a decimal point and {value.replace(',', '.')} with a decimal comma, and no "
@@ -165,19 +174,3 @@ def number(col: ir.Value, convention: Convention | None = None) -> ir.FloatingVa
     # so NaN, inf and huge values all fail it (and NULL stays NULL). Spelling out isnan /
     # isinf made the query planner's cost grow with the square of the columns surveyed.
     return (x.abs() < MAX_ABS).ifelse(x, ibis.null("float64"))
-
-
-def is_missing(col: ir.Value) -> ir.BooleanValue:
-    """Empty text, NULL, or a NaN in a typed float column (how pandas writes a missing
-    value to Parquet)."""
-    if col.type().is_floating():
-        return col.isnull() | col.isnan()
-    if col.type().is_numeric() or col.type().is_boolean():
-        return col.isnull()
-    return text(col).isnull()
-
-
-def _value(table: ir.Table, raw: str, row: int) -> str:
-    return str(
-        table.filter(table[ROW] == row).select(v=table[raw].cast("string")).execute()["v"].iloc[0]
-    )

@@ -83,8 +83,19 @@ def text(col: ir.Value) -> ir.StringValue:
 
 
 def is_empty(col: ir.Value) -> ir.BooleanValue:
-    """NULL or blank."""
+    """NULL or blank text, or a NaN in a typed float column (how pandas writes a missing
+    value to Parquet)."""
+    if col.type().is_floating():
+        return col.isnull() | col.isnan()
+    if col.type().is_numeric() or col.type().is_boolean():
+        return col.isnull()
     return _text(col).isnull()
+
+
+def value_at(table: ir.Table, raw: str, row: int) -> str:
+    """The text of column ``raw`` in data row ``row`` (to quote it in an error)."""
+    picked = table.filter(table[ROW] == row).select(v=table[raw].cast("string"))
+    return str(picked.execute()["v"].iloc[0])
 
 
 _FLOAT_ID = r"^(\d+)\.0+$"
@@ -141,12 +152,7 @@ def check(table: ir.Table, raw: str, parsed: ir.Value) -> ColumnCheck:
     first_value = None
     if first_row is not None and first_row == first_row:
         first_row = int(first_row)
-        first_value = (
-            table.filter(table[ROW] == first_row)
-            .select(v=col.cast("string"))
-            .execute()["v"]
-            .iloc[0]
-        )
+        first_value = value_at(table, raw, first_row)
     else:
         first_row = None
     return ColumnCheck(

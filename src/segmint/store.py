@@ -114,8 +114,7 @@ def write_run_files(result: RunResult, out: Path) -> None:
         if (out / n).is_file()
     }
     text = json.dumps(finite({**result.manifest, "artifacts": artifacts}), indent=2, default=str)
-    with _naming(out / "manifest.json"):
-        (out / "manifest.json").write_text(text, encoding="utf-8")
+    _text(out / "manifest.json", text)
 
 
 def _write_rest(result: RunResult, out: Path) -> None:
@@ -135,8 +134,7 @@ def _write_rest(result: RunResult, out: Path) -> None:
     with _naming(out / "model.skops"):
         result.model.save(out / "model.skops")
     config = yaml.safe_dump(result.settings.model_dump(mode="json"), sort_keys=False)
-    with _naming(out / "config.yaml"):
-        (out / "config.yaml").write_text(config, encoding="utf-8")
+    _text(out / "config.yaml", config)
     from .report import write_report, write_summary
 
     with _naming(out / "report.html"):
@@ -148,6 +146,11 @@ def _write_rest(result: RunResult, out: Path) -> None:
 
         with _naming(out / "charts"):
             write_charts(result, out / "charts")
+
+
+def _text(path: Path, text: str) -> None:
+    with _naming(path):
+        path.write_text(text, encoding="utf-8")
 
 
 def _csv(df: pd.DataFrame, path: Path, index_label: str | None = None) -> None:
@@ -230,8 +233,7 @@ def save_clv(res: ClvValidation, out: Path) -> Path:
                 part / "clv_holdout.html", include_plotlyjs=True, full_html=True
             )
         text = json.dumps(finite(payload), indent=2)
-        with _naming(part / "clv_params.json"):
-            (part / "clv_params.json").write_text(text, encoding="utf-8")
+        _text(part / "clv_params.json", text)
     return Path(out)
 
 
@@ -257,8 +259,7 @@ def save_tracking(
             )
         info = {**summary(t), "every": every, "config_hash": settings.hash()}
         text = json.dumps(finite(info), indent=2)
-        with _naming(part / "track.json"):
-            (part / "track.json").write_text(text, encoding="utf-8")
+        _text(part / "track.json", text)
     return Path(out)
 
 
