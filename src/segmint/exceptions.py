@@ -56,3 +56,37 @@ class ConfigError(SegmintError):
 
 class ArtifactError(SegmintError):
     """A saved run or model cannot be used (missing, corrupt, or from another version)."""
+
+
+class RunNotFoundError(SegmintError):
+    """No registered run matches a reference (an id, id prefix, tag, name or ``latest``)."""
+
+    code = "run.not_found"
+
+    def __init__(self, message: str, *, ref: str) -> None:
+        self.ref = ref
+        super().__init__(message)
+
+
+class AmbiguousRunError(SegmintError):
+    """An id prefix matches more than one run; ``candidates`` lists their ids, newest first."""
+
+    code = "run.ambiguous"
+
+    def __init__(self, message: str, *, ref: str, candidates: list[str]) -> None:
+        self.ref = ref
+        self.candidates = list(candidates)
+        super().__init__(message)
+
+
+class RunStateError(SegmintError):
+    """A run cannot change as asked in its current state (finishing a finished run, deleting a
+    run whose process is still alive)."""
+
+    code = "run.state"
+
+
+class RegistryError(SegmintError):
+    """The run registry's database cannot be reached or used; the message masks any password."""
+
+    code = "registry.unavailable"
