@@ -1,16 +1,21 @@
-"""What every segmenter shares: size-ordered labels, segment centres, scoring of candidate
-k, and the ``Assigner`` a saved model uses to place new customers.
+"""What every segmenter shares: the ``Segmenter`` base, the range of k a method may try,
+size-ordered labels, segment centres, and the ``Assigner`` a saved model uses to place new
+customers.
 
 After ``fit`` every segmenter has ``labels_`` (int32; ``-1`` = noise, "Outliers"), ``k_``
 (segments, noise excluded), ``centers_`` (k × d, in the preprocessed space, ordered like
 the labels), ``inertia_`` and ``tss_`` (sums of squares for Calinski–Harabasz),
 ``selection_`` (one row per candidate) and ``decision_`` (what was chosen and why), and
 ``assigner()`` for the saved model. Segments are numbered by size, 0 = largest, so labels
-do not depend on a seed's arbitrary order.
+do not depend on a seed's arbitrary order (``Segmenter._by_size``).
+
+The k-choosing methods share one fit, the k sweep of ``cluster.sweep.KSweepSegmenter``;
+the density methods and the ensemble fit their own way and share the rest from here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
@@ -21,9 +26,24 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ..evaluate import metrics
-from ..evaluate.select_k import MIN_CUSTOMERS, MIN_SEGMENT_CUSTOMERS, max_segments
-from ..exceptions import InputError
+from segmint.evaluate import metrics
+from segmint.evaluate.select_k import (
+    MIN_CUSTOMERS,
+    MIN_SEGMENT_CUSTOMERS,
+    Decision,
+    max_segments,
+)
+from segmint.exceptions import InputError
+
+# What ``fit(..., progress=...)`` accepts: a callable told what is being done, or None.
+Progress = Callable[[str], None] | None
+
+
+def say(progress: Progress, message: str) -> None:
+    """Tell ``progress`` (if any) what is being done."""
+    if progress:
+        progress(message)
+
 
 # Parameter constraints every k-choosing segmenter shares (scikit-learn's convention).
 K_CONSTRAINTS: dict = {
@@ -100,6 +120,26 @@ def candidate_ks(seg: Any, limit: int, n: int, what: str = "") -> KRange:
     if seg.k_max > cap:
         note = f"The range k = {seg.k_min}..{seg.k_max} was narrowed to {seg.k_min}..{cap}: {why}."
     return KRange(list(range(seg.k_min, min(seg.k_max, cap) + 1)), note)
+
+
+def profile_ks(seg: Any, profiles: np.ndarray, n: int) -> KRange:
+    """``candidate_ks`` bounded by the distinct rows of ``profiles`` (the customers a method
+    fits on, as it sees them): no method can make more segments than different customers."""
+    distinct = distinct_rows(profiles, limit=max(seg.k or 0, seg.k_max) + 1)
+    return candidate_ks(
+        seg, min(distinct, len(profiles) - 1), n, f" with {distinct} distinct feature profile(s)"
+    )
+
+
+def distinct_rows(X: np.ndarray, limit: int) -> int:
+    """Number of distinct rows, counted up to ``limit`` (cheap early exit): no method can
+    make more segments than there are different customers."""
+    seen: set[bytes] = set()
+    for row in np.ascontiguousarray(X):
+        seen.add(row.tobytes())
+        if len(seen) >= limit:
+            break
+    return len(seen)
 
 
 def centroid_scores(
@@ -197,7 +237,11 @@ class Assigner:
 class Segmenter(ClusterMixin, BaseEstimator):
     """Base of every segmenter: ``predict`` goes through ``assigner()``, the same rule a saved
     model applies. The default assigner is the nearest segment centre; methods with another
-    rule (mixtures, density, prototypes) override ``assigner``."""
+    rule (mixtures, density, prototypes) override ``assigner``.
+
+    Subclasses fit in their own way, then number segments by size with ``_by_size`` and
+    record the attributes every segmenter has with ``_set_fitted``.
+    """
 
     def assigner(self) -> Assigner:
         check_is_fitted(self, "centers_")
@@ -205,6 +249,35 @@ class Segmenter(ClusterMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.assigner().predict(X)
+
+    @staticmethod
+    def _by_size(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(labels numbered by size, ``order``): segment ``s`` is the method's own label
+        ``order[s]``, so ``own_centers[order]`` are the centres in segment order."""
+        remap = order_by_size(labels, k)
+        return relabel(labels, remap), np.argsort(remap)
+
+    def _set_fitted(
+        self,
+        *,
+        labels: np.ndarray,
+        k: int,
+        centers: np.ndarray,
+        inertia: float,
+        tss: float,
+        selection: pd.DataFrame,
+        decision: Decision,
+        n_features: int,
+    ) -> None:
+        """Record what every fitted segmenter has (module doc); labels in segment order."""
+        self.labels_ = labels
+        self.k_ = k
+        self.centers_ = centers
+        self.inertia_ = inertia
+        self.tss_ = tss
+        self.selection_ = selection
+        self.decision_ = decision
+        self.n_features_in_ = n_features
 
 
 def _nearest(points: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,6 +298,7 @@ def order_by_size(labels: np.ndarray, k: int) -> np.ndarray:
 
 
 def relabel(labels: np.ndarray, remap: np.ndarray) -> np.ndarray:
+    """``labels`` through ``remap`` (int32; noise stays -1)."""
     out = np.asarray(labels).astype(np.int32).copy()
     ok = out >= 0
     out[ok] = remap[out[ok]]
@@ -241,74 +315,17 @@ def segment_means(X: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return (sums / counts).astype(np.float32)
 
 
-def profile_ks(seg: Any, profiles: np.ndarray, n: int) -> KRange:
-    """``candidate_ks`` bounded by the distinct rows of ``profiles`` (the customers a method
-    fits on, as it sees them): no method can make more segments than different customers."""
-    distinct = distinct_rows(profiles, limit=max(seg.k or 0, seg.k_max) + 1)
-    return candidate_ks(
-        seg, min(distinct, len(profiles) - 1), n, f" with {distinct} distinct feature profile(s)"
-    )
-
-
-def distinct_rows(X: np.ndarray, limit: int) -> int:
-    """Number of distinct rows, counted up to ``limit`` (cheap early exit): no method can
-    make more segments than there are different customers."""
-    seen: set[bytes] = set()
-    for row in np.ascontiguousarray(X):
-        seen.add(row.tobytes())
-        if len(seen) >= limit:
-            break
-    return len(seen)
+def within_sum_of_squares(X: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> float:
+    """Inertia: squared distances of the rows to their segment's centre (noise excluded)."""
+    ok = labels >= 0
+    if not ok.all():
+        X, labels = X[ok], labels[ok]
+    diff = X - centers[labels]
+    return float(np.einsum("ij,ij->", diff, diff))
 
 
 def sample_rows(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """All ``n`` row indices, or ``size`` of them drawn at random (sorted)."""
     if n <= size:
         return np.arange(n)
     return np.sort(rng.choice(n, size=size, replace=False))
-
-
-@dataclass
-class Candidates:
-    """Scores of candidate segmentations (one row per k), the input of ``choose_k``."""
-
-    rows: list[dict]
-    sil_labels: list[np.ndarray]
-
-    def table(self, X_sil: np.ndarray, bootstrap: int, seed: int) -> pd.DataFrame:
-        for row, vals in zip(
-            self.rows, metrics.silhouette_many(X_sil, self.sil_labels), strict=True
-        ):
-            sil = metrics.bootstrap_mean(vals, bootstrap=bootstrap, seed=seed)
-            row.update(silhouette=sil.mean, silhouette_low=sil.low, silhouette_high=sil.high)
-        cols = ["k", "silhouette", "silhouette_low", "silhouette_high", "calinski_harabasz"]
-        table = pd.DataFrame(self.rows)
-        return table[cols + [c for c in table.columns if c not in cols]]
-
-
-def candidate_row(
-    X: np.ndarray, labels: np.ndarray, k: int, tss: float, inertia: float | None = None
-) -> dict:
-    """Calinski–Harabasz, Davies–Bouldin, inertia and segment shares of one labelling of all
-    rows (noise, if any, excluded from the criteria and counted)."""
-    ok = labels >= 0
-    n = len(labels)
-    if inertia is None:
-        centers = segment_means(X, labels, k)
-        diff = X[ok] - centers[labels[ok]]
-        inertia = float(np.einsum("ij,ij->", diff, diff))
-    sizes = np.bincount(labels[ok], minlength=k)
-    distinct = len(np.unique(labels[ok]))
-    return {
-        "k": k,
-        "calinski_harabasz": metrics.calinski_harabasz_from_inertia(tss, inertia, int(ok.sum()), k)
-        if distinct > 1
-        else float("nan"),
-        "davies_bouldin": metrics.davies_bouldin(X[ok], labels[ok])
-        if distinct > 1
-        else float("nan"),
-        "inertia": inertia,
-        "min_segment_share": float(sizes.min() / n) if k else 0.0,
-        "min_segment_size": int(sizes.min()) if k else 0,
-        "max_segment_share": float(sizes.max() / n) if k else 0.0,
-        "noise_share": float((~ok).mean()),
-    }

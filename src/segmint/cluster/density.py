@@ -24,9 +24,9 @@ model applies to new customers too. Segment centres are the means of each segmen
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -35,19 +35,30 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..evaluate import metrics
-from ..evaluate.select_k import Decision
-from ..exceptions import InputError
-from .base import (
+from segmint.cluster.base import (
     Assigner,
+    Progress,
     Segmenter,
-    candidate_row,
-    order_by_size,
-    relabel,
     require_customers,
     sample_rows,
+    say,
     segment_means,
 )
+from segmint.cluster.candidates import candidate_row
+from segmint.evaluate import metrics
+from segmint.evaluate.select_k import Decision
+from segmint.exceptions import InputError
+
+
+@dataclass(frozen=True)
+class Dense:
+    """The dense groups found on the fitted customers."""
+
+    labels: np.ndarray  # of the fitted customers; -1 = noise
+    core: np.ndarray  # mask of the points other customers are matched to
+    radius: float  # how near a core point a customer must lie to join its segment
+    how: str  # how the radius was set (for the decision's reason)
+    params: str  # the settings used (for a refusal)
 
 
 def knee_of_increasing(y: np.ndarray) -> int:
@@ -118,9 +129,9 @@ class DensitySegmenter(Segmenter):
         self.bootstrap = bootstrap
         self.random_state = random_state
 
-    def fit(
-        self, X: np.ndarray, y: Any = None, *, progress: Callable[[str], None] | None = None
-    ) -> DensitySegmenter:
+    def fit(self, X: np.ndarray, y: Any = None, *, progress: Progress = None) -> Self:
+        """Find dense groups on (a sample of) the customers, extend them to everyone, and
+        number them by size; noise is -1 (module doc). No k is swept."""
         self._validate_params()
         X = np.ascontiguousarray(X, dtype=np.float32)
         n, d = X.shape
@@ -131,72 +142,24 @@ class DensitySegmenter(Segmenter):
         m = len(Xs)
         small = max(2, m // 4)  # see "Few customers" in the module doc
         min_samples = min(self.min_samples or min(max(5, 2 * d), small), m - 1)
-        if progress:
-            progress(f"{self.method} on {m:,} customers")
+        say(progress, f"{self.method} on {m:,} customers")
         kdist = NearestNeighbors(n_neighbors=min_samples).fit(Xs).kneighbors(Xs)[0][:, -1]
         kdist = np.sort(kdist)
-        how = "given"
         if self.method == "dbscan":
-            eps = self.eps
-            if eps is None:
-                eps = float(kdist[knee_of_increasing(kdist)])
-                how = "the knee of the k-distance curve"
-                if eps <= 0:  # the knee is at duplicates: DBSCAN needs a positive radius
-                    eps = _duplicate_radius(Xs)
-                    how = "half the least distance between different customers (duplicates)"
-            db = DBSCAN(eps=eps, min_samples=min_samples).fit(Xs)
-            fit_labels = db.labels_.astype(np.int32)
-            core = np.zeros(m, dtype=bool)
-            core[db.core_sample_indices_] = True
-            radius = eps
+            dense = self._dbscan(Xs, min_samples, kdist)
         else:
-            mcs = self.min_cluster_size or min(max(10, int(0.01 * m)), small)
-            hd = HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, copy=True).fit(Xs)
-            fit_labels = hd.labels_.astype(np.int32)
-            core = fit_labels >= 0
-            inner = fit_labels >= 0
-            radius = (
-                float(
-                    np.quantile(
-                        NearestNeighbors(n_neighbors=min(min_samples, int(inner.sum())))
-                        .fit(Xs[inner])
-                        .kneighbors(Xs[inner])[0][:, -1],
-                        0.95,
-                    )
-                )
-                if inner.sum() > 1
-                else 0.0
-            )
-            eps = radius
-        k = int(fit_labels.max()) + 1 if (fit_labels >= 0).any() else 0
+            dense = self._hdbscan(Xs, min_samples, small)
+        k = int(dense.labels.max()) + 1 if (dense.labels >= 0).any() else 0
         if k < 2:
-            params = (
-                f"eps {eps:.3g}, min_samples {min_samples}"
-                if self.method == "dbscan"
-                else f"min_cluster_size {mcs}, min_samples {min_samples}"
-            )
-            raise self._too_few_groups(k, m, params)
-        assigner = Assigner(
-            "density",
-            segment_means(Xs, fit_labels, k),
-            points=Xs[core],
-            point_labels=fit_labels[core],
-            radius=radius,
-        )
-        if m < n:
-            labels = assigner.predict(X)
-            labels[fit_idx] = fit_labels
-        else:
-            labels = fit_labels
-        remap = order_by_size(labels, k)
-        labels = relabel(labels, remap)
+            raise self._too_few_groups(k, m, dense.params)
+        labels, _ = self._by_size(_extend(X, fit_idx, dense, k), k)
         centers = segment_means(X, labels, k)
         self.assigner_ = Assigner(
             "density",
             centers,
-            points=Xs[core],
-            point_labels=relabel(fit_labels[core], remap),
-            radius=radius,
+            points=Xs[dense.core],
+            point_labels=labels[fit_idx][dense.core],
+            radius=dense.radius,
         )
         ok = labels >= 0
         tss = metrics.total_sum_of_squares(X[ok])
@@ -209,30 +172,63 @@ class DensitySegmenter(Segmenter):
             silhouette=sil.mean,
             silhouette_low=sil.low,
             silhouette_high=sil.high,
-            eps=eps,
+            eps=dense.radius,
             min_samples=min_samples,
             chosen=True,
         )
-        self.labels_ = labels
-        self.centers_ = centers
-        self.k_ = k
-        self.tss_ = tss
-        self.inertia_ = float(row["inertia"])
-        self.eps_ = eps
+        self._set_fitted(
+            labels=labels,
+            k=k,
+            centers=centers,
+            inertia=float(row["inertia"]),
+            tss=tss,
+            selection=pd.DataFrame([row]),
+            decision=self._decision(k, dense, min_samples, float(1 - ok.mean())),
+            n_features=d,
+        )
+        self.eps_ = dense.radius
         self.min_samples_ = min_samples
         self.kdist_ = kdist
         self.fitted_on_sample_ = m < n
-        self.selection_ = pd.DataFrame([row])
-        self.decision_ = Decision(
+        return self
+
+    def _dbscan(self, Xs: np.ndarray, min_samples: int, kdist: np.ndarray) -> Dense:
+        """DBSCAN with the given ``eps`` or the knee of the k-distance curve."""
+        eps, how = self.eps, "given"
+        if eps is None:
+            eps = float(kdist[knee_of_increasing(kdist)])
+            how = "the knee of the k-distance curve"
+            if eps <= 0:  # the knee is at duplicates: DBSCAN needs a positive radius
+                eps = _duplicate_radius(Xs)
+                how = "half the least distance between different customers (duplicates)"
+        db = DBSCAN(eps=eps, min_samples=min_samples).fit(Xs)
+        core = np.zeros(len(Xs), dtype=bool)
+        core[db.core_sample_indices_] = True
+        params = f"eps {eps:.3g}, min_samples {min_samples}"
+        return Dense(db.labels_.astype(np.int32), core, eps, how, params)
+
+    def _hdbscan(self, Xs: np.ndarray, min_samples: int, small: int) -> Dense:
+        """HDBSCAN; the extension radius is the 95th percentile of the clustered points'
+        ``min_samples``-distance."""
+        mcs = self.min_cluster_size or min(max(10, int(0.01 * len(Xs))), small)
+        hd = HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, copy=True).fit(Xs)
+        labels = hd.labels_.astype(np.int32)
+        inner = labels >= 0
+        radius = 0.0
+        if inner.sum() > 1:
+            nn = NearestNeighbors(n_neighbors=min(min_samples, int(inner.sum()))).fit(Xs[inner])
+            radius = float(np.quantile(nn.kneighbors(Xs[inner])[0][:, -1], 0.95))
+        params = f"min_cluster_size {mcs}, min_samples {min_samples}"
+        return Dense(labels, inner, radius, "extension radius", params)
+
+    def _decision(self, k: int, dense: Dense, min_samples: int, noise: float) -> Decision:
+        return Decision(
             k,
             {self.method: k},
-            f"{self.method.upper()} found {k} dense segments (eps {eps:.3g}"
-            + (f", {how}" if self.method == "dbscan" else ", extension radius")
-            + f"; min_samples {min_samples}); {1 - ok.mean():.1%} of customers are in no "
+            f"{self.method.upper()} found {k} dense segments (eps {dense.radius:.3g}, "
+            f"{dense.how}; min_samples {min_samples}); {noise:.1%} of customers are in no "
             "dense group and form the Outliers group (segment -1).",
         )
-        self.n_features_in_ = d
-        return self
 
     def _too_few_groups(self, k: int, m: int, params: str) -> InputError:
         """The refusal when fewer than two dense groups exist, with what to change."""
@@ -250,3 +246,21 @@ class DensitySegmenter(Segmenter):
     def assigner(self) -> Assigner:
         check_is_fitted(self, "assigner_")
         return self.assigner_
+
+
+def _extend(X: np.ndarray, fit_idx: np.ndarray, dense: Dense, k: int) -> np.ndarray:
+    """Labels of every customer: the fitted ones keep theirs, the others take the nearest
+    core point's within the radius (noise otherwise) — the saved model's rule."""
+    if len(fit_idx) == len(X):
+        return dense.labels
+    Xs = X[fit_idx]
+    assigner = Assigner(
+        "density",
+        segment_means(Xs, dense.labels, k),
+        points=Xs[dense.core],
+        point_labels=dense.labels[dense.core],
+        radius=dense.radius,
+    )
+    labels = assigner.predict(X)
+    labels[fit_idx] = dense.labels
+    return labels

@@ -8,8 +8,9 @@ a percent, and assigning and scoring a million rows for each of nine k cost ~2.5
 silhouette on its own smaller sample with a bootstrap interval. The chosen
 k is refitted with ``n_init`` starts on the sample; plain k-means is then polished by Lloyd
 iterations on all rows, the variants assign everyone to the nearest centre (their point is
-not touching all rows). Segments are numbered by size (0 = largest) so labels do not depend
-on the seed's arbitrary order.
+not touching all rows). The sweep, the vote for k and the numbering of segments by size
+(0 = largest) are ``cluster.sweep``'s; this module fits one k (``_fit_k``) and the chosen
+one (``_finish``).
 
 ``variant``: ``"kmeans"`` (scikit-learn ``KMeans``), ``"minibatch"`` (``MiniBatchKMeans``,
 for very large samples), ``"bisecting"`` (``BisectingKMeans``: recursive splits, tends to
@@ -18,7 +19,6 @@ even sizes).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from numbers import Integral
 from typing import Any
 
@@ -26,21 +26,11 @@ import numpy as np
 from sklearn.cluster import BisectingKMeans, KMeans, MiniBatchKMeans
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..evaluate import metrics
-from ..evaluate.select_k import Decision, choose_k
-from .base import (
-    K_CONSTRAINTS,
-    Candidates,
-    Segmenter,
-    candidate_row,
-    order_by_size,
-    profile_ks,
-    relabel,
-    sample_rows,
-)
+from segmint.cluster.sweep import Candidate, Final, KSweepSegmenter, Sweep
+from segmint.evaluate import metrics
 
 
-class KMeansSegmenter(Segmenter):
+class KMeansSegmenter(KSweepSegmenter):
     """K-Means++ with automatic k.
 
     Parameters
@@ -68,11 +58,12 @@ class KMeansSegmenter(Segmenter):
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
-        **K_CONSTRAINTS,
+        **KSweepSegmenter._parameter_constraints,
         "variant": [StrOptions({"kmeans", "minibatch", "bisecting"})],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "sweep_sample": [Interval(Integral, 10, None, closed="left")],
     }
+    _score_on_sample = True  # candidates are scored on the sweep sample (module doc)
 
     def __init__(
         self,
@@ -99,56 +90,21 @@ class KMeansSegmenter(Segmenter):
         self.min_segment_share = min_segment_share
         self.random_state = random_state
 
-    def fit(
-        self, X: np.ndarray, y: Any = None, *, progress: Callable[[str], None] | None = None
-    ) -> KMeansSegmenter:
-        self._validate_params()
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        n = len(X)
-        rng = np.random.default_rng(self.random_state)
-        fit_idx = sample_rows(n, self.sweep_sample, rng)
-        sil_idx = sample_rows(n, self.silhouette_sample, rng)
-        krange = profile_ks(self, X[fit_idx], n)
-        ks = krange.ks
-        X_fit, X_sil = X[fit_idx], X[sil_idx]
-        tss = metrics.total_sum_of_squares(X_fit)
-        cands = Candidates([], [])
-        centers = {}
-        for k in ks:
-            if progress:
-                progress(f"k={k}")
-            est = self._estimator(k, _sweep_starts(len(fit_idx)) if len(ks) > 1 else self.n_init)
-            est.fit(X_fit)
-            labels, inertia = metrics.assign(X_fit, est.cluster_centers_)
-            centers[k] = est.cluster_centers_
-            cands.sil_labels.append(metrics.assign(X_sil, est.cluster_centers_)[0])
-            cands.rows.append(candidate_row(X_fit, labels, k, tss, inertia))
-        if progress:
-            progress("silhouette")
-        table = cands.table(X[sil_idx], self.bootstrap, self.random_state)
-        decision = choose_k(
-            table, min_segment_share=self.min_segment_share, fixed=krange.fixed, note=krange.note
-        )
-        k = decision.k
-        if progress:
-            progress(f"final k={k}")
-        final = self._final(X, fit_idx, k, centers[k], several=len(ks) > 1)
-        labels, inertia = metrics.assign(X, final.cluster_centers_)
-        remap = order_by_size(labels, k)
-        order = np.argsort(remap)
-        final.cluster_centers_ = final.cluster_centers_[order]
-        table["chosen"] = table["k"] == k
-        self.k_ = k
-        self.model_ = final
-        self.labels_ = relabel(labels, remap)
-        self.centers_ = np.asarray(final.cluster_centers_, dtype=np.float32)
-        self.inertia_ = inertia
-        self.selection_ = table
-        self.decision_: Decision = decision
-        # total sum of squares of all rows, for Calinski–Harabasz of the final model
-        self.tss_ = metrics.total_sum_of_squares(X)
-        self.n_features_in_ = X.shape[1]
-        return self
+    def _fit_k(self, sweep: Sweep, k: int) -> Candidate:
+        starts = _sweep_starts(len(sweep.fit_idx)) if sweep.several else self.n_init
+        centers = self._estimator(k, starts).fit(sweep.fit_rows).cluster_centers_
+        labels, inertia = metrics.assign(sweep.fit_rows, centers)
+        sil_labels = metrics.assign(sweep.sil_rows, centers)[0]
+        return Candidate(centers, labels, sil_labels, inertia=inertia)
+
+    def _finish(self, sweep: Sweep, k: int, model: Any) -> Final:
+        final = self._refit(sweep, k, model)
+        labels, inertia = metrics.assign(sweep.X, final.cluster_centers_)
+        return Final(labels, k, final.cluster_centers_, inertia, model=final)
+
+    def _keep(self, sweep: Sweep, final: Final, order: np.ndarray) -> None:
+        final.model.cluster_centers_ = final.model.cluster_centers_[order]
+        self.model_ = final.model
 
     def _estimator(self, k: int, n_init: int, init: Any = "k-means++") -> Any:
         seed = self.random_state
@@ -160,20 +116,23 @@ class KMeansSegmenter(Segmenter):
             return BisectingKMeans(n_clusters=k, n_init=n_init, random_state=seed)
         return KMeans(n_clusters=k, n_init=n_init, init=init, random_state=seed)
 
-    def _final(self, X: np.ndarray, fit_idx: np.ndarray, k: int, init: np.ndarray, several: bool):
+    def _refit(self, sweep: Sweep, k: int, init: np.ndarray) -> Any:
         """The chosen k: the best of the sweep's model and ``n_init`` fresh starts; plain
         k-means is then polished on all rows."""
+        rows = sweep.fit_rows
         if self.variant == "bisecting":
-            return self._estimator(k, self.n_init).fit(X[fit_idx])
-        if several and self.n_init > 2:
+            return self._estimator(k, self.n_init).fit(rows)
+        if sweep.several and self.n_init > 2:
             best = self._estimator(k, self.n_init)
             best.random_state = self.random_state + 1
-            best.fit(X[fit_idx])
-            if best.inertia_ < self._estimator(k, 1, init).fit(X[fit_idx]).inertia_:
+            best.fit(rows)
+            if best.inertia_ < self._estimator(k, 1, init).fit(rows).inertia_:
                 init = best.cluster_centers_
         if self.variant == "minibatch":
-            return self._estimator(k, 1, init).fit(X[fit_idx])
-        return KMeans(n_clusters=k, init=init, n_init=1, random_state=self.random_state).fit(X)
+            return self._estimator(k, 1, init).fit(rows)
+        return KMeans(n_clusters=k, init=init, n_init=1, random_state=self.random_state).fit(
+            sweep.X
+        )
 
 
 def _sweep_starts(n_fit: int) -> int:

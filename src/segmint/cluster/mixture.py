@@ -7,35 +7,34 @@ criterion wins — the curve is in ``selection_`` and the report. The chosen k i
 segment is the most probable one and ``confidence`` is that probability, so customers
 between segments are visible (``low_confidence``). Silhouette, Calinski–Harabasz and
 Davies–Bouldin are computed for each k as for k-means, for comparison with other methods.
+The sweep and the numbering of segments by size are ``cluster.sweep``'s; this module fits one
+k, chooses by BIC (``_decide``) and keeps the mixture and its probabilities.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 from sklearn.mixture import GaussianMixture
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..evaluate import metrics
-from ..evaluate.select_k import Decision
-from .base import (
-    K_CONSTRAINTS,
-    Assigner,
-    Candidates,
-    Segmenter,
-    candidate_row,
-    order_by_size,
-    profile_ks,
-    relabel,
-    sample_rows,
-)
+from segmint.cluster.base import Assigner, KRange
+from segmint.cluster.sweep import Candidate, Final, KSweepSegmenter, Sweep
+from segmint.evaluate.select_k import Decision
 
 
-class MixtureSegmenter(Segmenter):
+class _Fitted(NamedTuple):
+    """The chosen mixture and its posteriors of every row (component order)."""
+
+    mixture: GaussianMixture
+    proba: np.ndarray
+
+
+class MixtureSegmenter(KSweepSegmenter):
     """Gaussian mixture with k by BIC (see module doc).
 
     Attributes
@@ -48,12 +47,13 @@ class MixtureSegmenter(Segmenter):
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
-        **K_CONSTRAINTS,
+        **KSweepSegmenter._parameter_constraints,
         "covariance": [StrOptions({"full", "diag"})],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "sweep_sample": [Interval(Integral, 10, None, closed="left")],
         "low_confidence": [Interval(Real, 0, 1, closed="right")],
     }
+    _dtype = np.float64
 
     def __init__(
         self,
@@ -89,32 +89,15 @@ class MixtureSegmenter(Segmenter):
             random_state=self.random_state,
         )
 
-    def fit(
-        self, X: np.ndarray, y: Any = None, *, progress: Callable[[str], None] | None = None
-    ) -> MixtureSegmenter:
-        self._validate_params()
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        n = len(X)
-        rng = np.random.default_rng(self.random_state)
-        fit_idx = sample_rows(n, self.sweep_sample, rng)
-        sil_idx = sample_rows(n, self.silhouette_sample, rng)
-        krange = profile_ks(self, X[fit_idx], n)
-        ks = krange.ks
-        tss = metrics.total_sum_of_squares(X)
-        cands = Candidates([], [])
-        models: dict[int, GaussianMixture] = {}
-        for k in ks:
-            if progress:
-                progress(f"k={k}")
-            gm = self._gmm(k, 1).fit(X[fit_idx])
-            models[k] = gm
-            labels = gm.predict(X).astype(np.int32)
-            cands.sil_labels.append(labels[sil_idx])
-            row = candidate_row(X, labels, k, tss)
-            row["bic"] = float(gm.bic(X[fit_idx]))
-            cands.rows.append(row)
-        table = cands.table(X[sil_idx], self.bootstrap, self.random_state)
+    def _fit_k(self, sweep: Sweep, k: int) -> Candidate:
+        gm = self._gmm(k, 1).fit(sweep.fit_rows)
+        labels = gm.predict(sweep.X).astype(np.int32)
+        return Candidate(gm, labels, scores={"bic": float(gm.bic(sweep.fit_rows))})
+
+    def _decide(self, table: pd.DataFrame, krange: KRange) -> Decision:
+        """The lowest BIC (not the vote: the mixture's own criterion)."""
         k = int(table.loc[table["bic"].idxmin(), "k"])
+        ks = krange.ks
         falling = len(ks) > 1 and k == max(ks) and not krange.note
         reason = (
             f"k = {k} was fixed by the user."
@@ -128,30 +111,21 @@ class MixtureSegmenter(Segmenter):
                 else "."
             )
         ) + (f" {krange.note}" if krange.note else "")
-        if progress:
-            progress(f"final k={k}")
-        final = self._gmm(k, self.n_init).fit(X[fit_idx]) if self.n_init > 1 else models[k]
-        proba = final.predict_proba(X)
+        return Decision(k, {"bic": k}, reason)
+
+    def _finish(self, sweep: Sweep, k: int, model: Any) -> Final:
+        final = self._gmm(k, self.n_init).fit(sweep.fit_rows) if self.n_init > 1 else model
+        proba = final.predict_proba(sweep.X)
         labels = proba.argmax(axis=1).astype(np.int32)
-        kk = final.n_components
-        remap = order_by_size(labels, kk)
-        order = np.argsort(remap)  # segment s = component order[s]
-        table["chosen"] = table["k"] == k
-        self.model_ = final
-        self.order_ = order
-        self.labels_ = relabel(labels, remap)
+        return Final(labels, final.n_components, final.means_, model=_Fitted(final, proba))
+
+    def _keep(self, sweep: Sweep, final: Final, order: np.ndarray) -> None:
+        mixture, proba = final.model
+        self.model_ = mixture
+        self.order_ = order  # segment s = mixture component order[s]
         self.proba_ = proba[:, order]
-        self.centers_ = final.means_[order].astype(np.float32)
-        self.k_ = kk
-        diff = X - self.centers_[self.labels_]
-        self.inertia_ = float(np.einsum("ij,ij->", diff, diff))
-        self.tss_ = tss
-        self.log_likelihood_ = final.score_samples(X)
+        self.log_likelihood_ = mixture.score_samples(sweep.X)
         self.low_confidence_count_ = int((self.proba_.max(axis=1) < self.low_confidence).sum())
-        self.selection_ = table
-        self.decision_ = Decision(k, {"bic": k}, reason)
-        self.n_features_in_ = X.shape[1]
-        return self
 
     def assigner(self) -> Assigner:
         check_is_fitted(self, "model_")

@@ -18,12 +18,12 @@ categorical feature decoded from its one-hot block (``categorical_groups``, whic
 pipeline sets from the fitted preprocessor) back to a category code. Every candidate k gets
 ``n_init`` random (Huang) starts — kmodes' deterministic Cao start fell into a merged-groups
 optimum at the true k in our tests — and k is chosen by the same vote as k-means over
-candidates scored on the preprocessed matrix.
+candidates scored on the preprocessed matrix (the sweep of ``cluster.sweep``). Segment
+centres (for reports) are the means of the segments' preprocessed rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
 
@@ -31,21 +31,9 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ..evaluate import metrics
-from ..evaluate.select_k import Decision, choose_k
-from ..exceptions import InputError
-from .base import (
-    K_CONSTRAINTS,
-    Assigner,
-    Candidates,
-    Segmenter,
-    candidate_row,
-    order_by_size,
-    profile_ks,
-    relabel,
-    sample_rows,
-    segment_means,
-)
+from segmint.cluster.base import Assigner, Progress
+from segmint.cluster.sweep import Candidate, Final, KSweepSegmenter, Sweep
+from segmint.exceptions import InputError
 
 
 def decode(X: np.ndarray, groups: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -101,17 +89,18 @@ class PrototypeAssigner(Assigner):
         return labels, dist, conf
 
 
-class KPrototypesSegmenter(Segmenter):
+class KPrototypesSegmenter(KSweepSegmenter):
     """K-Prototypes with automatic k (module doc). ``categorical_groups``: one list of
     output-column indices per categorical feature (set by the pipeline)."""
 
     _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
-        **K_CONSTRAINTS,
+        **KSweepSegmenter._parameter_constraints,
         "categorical_groups": [list, None],
         "gamma": [Interval(Real, 0, None, closed="neither"), None],
         "max_fit_sample": [Interval(Integral, 50, 50_000, closed="both")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
     }
+    _sample_param = "max_fit_sample"
 
     def __init__(
         self,
@@ -193,66 +182,38 @@ class KPrototypesSegmenter(Segmenter):
             chosen.append(int(rng.choice(len(num), p=cost / cost.sum())))
         return [num[chosen], codes[chosen]]
 
-    def fit(
-        self, X: np.ndarray, y: Any = None, *, progress: Callable[[str], None] | None = None
-    ) -> KPrototypesSegmenter:
-        self._validate_params()
+    def _check_input(self, X: np.ndarray) -> None:
         if not self.categorical_groups:
             raise InputError(
                 "K-Prototypes needs at least one categorical feature; these features are all "
                 "numeric.",
                 expected="--algorithm kmeans (or another method) for numeric-only data",
             )
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        n = len(X)
-        rng = np.random.default_rng(self.random_state)
-        fit_idx = sample_rows(n, self.max_fit_sample, rng)
-        sil_idx = sample_rows(n, self.silhouette_sample, rng)
-        num, codes = decode(X[fit_idx], self.categorical_groups)
-        krange = profile_ks(self, np.column_stack([num, codes]), n)
-        ks = krange.ks
-        tss = metrics.total_sum_of_squares(X)
-        cands = Candidates([], [])
-        fits: dict[int, PrototypeAssigner] = {}
-        for k in ks:
-            if progress:
-                progress(f"k={k}")
-            a = self._fit_one(num, codes, k, self.n_init)
-            labels = a.predict(X)
-            fits[k] = a
-            cands.sil_labels.append(labels[sil_idx])
-            cands.rows.append(candidate_row(X, labels, k, tss))
-        table = cands.table(X[sil_idx], self.bootstrap, self.random_state)
-        decision = choose_k(
-            table, min_segment_share=self.min_segment_share, fixed=krange.fixed, note=krange.note
-        )
-        k = decision.k
-        final = fits[k]
-        labels = final.predict(X)
-        remap = order_by_size(labels, k)
-        order = np.argsort(remap)
-        labels = relabel(labels, remap)
-        centers = segment_means(X, labels, k)
+
+    def _profiles(self, fit_rows: np.ndarray) -> np.ndarray:
+        return np.column_stack(decode(fit_rows, self.categorical_groups))
+
+    def _prepare(self, fit_rows: np.ndarray, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+        return decode(fit_rows, self.categorical_groups)
+
+    def _fit_k(self, sweep: Sweep, k: int) -> Candidate:
+        num, codes = sweep.prepared
+        prototypes = self._fit_one(num, codes, k, self.n_init)
+        return Candidate(prototypes, prototypes.predict(sweep.X))
+
+    def _finish(self, sweep: Sweep, k: int, model: Any) -> Final:
+        return Final(model.predict(sweep.X), k, model=model)
+
+    def _keep(self, sweep: Sweep, final: Final, order: np.ndarray) -> None:
+        fitted: PrototypeAssigner = final.model
         self.assigner_ = PrototypeAssigner(
-            centers,
-            numeric_centers=final.numeric_centers[order],
-            modes=final.modes[order],
-            gamma=final.gamma,
+            self.centers_,
+            numeric_centers=fitted.numeric_centers[order],
+            modes=fitted.modes[order],
+            gamma=fitted.gamma,
             groups=self.categorical_groups,
         )
-        table["chosen"] = table["k"] == k
-        self.labels_ = labels
-        self.centers_ = centers
-        self.k_ = k
-        ok = labels >= 0
-        diff = X[ok] - centers[labels[ok]]
-        self.inertia_ = float(np.einsum("ij,ij->", diff, diff))
-        self.tss_ = tss
-        self.gamma_ = final.gamma
-        self.selection_ = table
-        self.decision_: Decision = decision
-        self.n_features_in_ = X.shape[1]
-        return self
+        self.gamma_ = fitted.gamma
 
     def assigner(self) -> Assigner:
         check_is_fitted(self, "assigner_")

@@ -1,7 +1,9 @@
 """Name → segmenter factory, so config, CLI and API name algorithms the same way.
 
 Every segmenter follows ``cluster.base``: ``fit(X, progress=...)`` then ``labels_``, ``k_``,
-``centers_``, ``selection_``, ``decision_``, ``assigner()`` and ``predict``.
+``centers_``, ``selection_``, ``decision_``, ``assigner()`` and ``predict``. The registry is
+the one place that knows every method: it also builds the ensemble's base segmenters and
+passes them in (``ensemble_bases``), so the ensemble does not import it.
 """
 
 from __future__ import annotations
@@ -9,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Clustering
-from .density import DensitySegmenter
-from .ensemble import EnsembleSegmenter
-from .hierarchical import HierarchicalSegmenter
-from .kmeans import KMeansSegmenter
-from .mixture import MixtureSegmenter
-from .prototypes import KPrototypesSegmenter
+from segmint.cluster.density import DensitySegmenter
+from segmint.cluster.ensemble import EnsembleSegmenter
+from segmint.cluster.hierarchical import HierarchicalSegmenter
+from segmint.cluster.kmeans import KMeansSegmenter
+from segmint.cluster.mixture import MixtureSegmenter
+from segmint.cluster.prototypes import KPrototypesSegmenter
+from segmint.config import Clustering
 
 # Settings that go to every segmenter accepting a parameter of that name.
 _SHARED = (
@@ -35,11 +37,15 @@ _SHARED = (
     "min_cluster_size",
 )
 
+# The ensemble's base methods, each light: two starts, a small silhouette bootstrap.
+ENSEMBLE_METHODS = ("kmeans", "gmm", "ward")
+ENSEMBLE_BOOTSTRAP = 20
+
 
 def _factory(cls: type, **fixed: Any) -> Callable[[Clustering, int], Any]:
     """Build ``cls`` from the settings it accepts; ``fixed`` pins method-specific values
     (a callable value is computed from the settings)."""
-    accepted = set(cls().get_params())
+    accepted = set(cls._get_param_names())
 
     def make(c: Clustering, seed: int) -> Any:
         params = {name: getattr(c, name) for name in _SHARED if name in accepted}
@@ -61,7 +67,11 @@ ALGORITHMS: dict[str, Callable[[Clustering, int], Any]] = {
     "gmm": _factory(MixtureSegmenter, n_init=2, sweep_sample=lambda c: min(c.sweep_sample, 50_000)),
     "dbscan": _factory(DensitySegmenter, method="dbscan"),
     "hdbscan": _factory(DensitySegmenter, method="hdbscan"),
-    "ensemble": _factory(EnsembleSegmenter),
+    "ensemble": _factory(
+        EnsembleSegmenter,
+        base_segmenters=lambda c: ensemble_bases(),
+        pilot=lambda c: KMeansSegmenter(bootstrap=ENSEMBLE_BOOTSTRAP),
+    ),
     # K-Prototypes loops in Python: its own small fit sample, at most two starts
     "kprototypes": _factory(
         KPrototypesSegmenter,
@@ -71,13 +81,23 @@ ALGORITHMS: dict[str, Callable[[Clustering, int], Any]] = {
 }
 
 
+def ensemble_bases(methods: tuple[str, ...] = ENSEMBLE_METHODS) -> list[tuple[str, Any]]:
+    """The ensemble's base segmenters, unfitted and named; the ensemble sets each copy's k
+    and seed."""
+    light = Clustering(n_init=2, stability_runs=0, bootstrap=ENSEMBLE_BOOTSTRAP)
+    bad = [m for m in methods if m not in ALGORITHMS or m == "ensemble"]
+    if bad:
+        raise ValueError(f"ensemble base methods must be registered and not 'ensemble': {bad}")
+    return [(m, ALGORITHMS[m](light, 0)) for m in methods]
+
+
 def make_segmenter(
     c: Clustering, seed: int, *, categorical_groups: list[list[int]] | None = None
 ) -> Any:
     """A new segmenter for ``c.algorithm``; ``categorical_groups`` (the one-hot blocks of
     the preprocessed matrix) reach the methods that read categories (K-Prototypes)."""
     seg = ALGORITHMS[c.algorithm](c, seed)
-    if "categorical_groups" in seg.get_params():
+    if "categorical_groups" in seg.get_params(deep=False):
         seg.set_params(categorical_groups=categorical_groups)
     return seg
 
