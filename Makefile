@@ -16,12 +16,13 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/segmint generate --customers 20000 --seed 1 --out demo/orders.parquet
-	$(BIN)/segmint run demo/orders.parquet --out demo/run
-	@echo "Open demo/run/report.html"
+	$(BIN)/segmint run demo/orders.parquet --out demo/run --workspace demo/workspace --name demo
+	@echo "Open demo/run/report.html; list runs with: $(BIN)/segmint runs list --workspace demo/workspace"
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -36,14 +36,14 @@ OUT = HERE / "out"
 
 
 def child_summary(data: Path, out: Path) -> dict:
-    from segmint import io
     from segmint.config import Settings
+    from segmint.data import readers
+    from segmint.data.ingest import ingest
     from segmint.features.behaviour import default_observation_end
     from segmint.features.clv_summary import clv_summary
-    from segmint.ingest import ingest
 
     t0 = time.perf_counter()
-    con = io.connect()
+    con = readers.connect()
     ing = ingest([str(data)], Settings(), con)
     end = default_observation_end(ing.transactions.span()[1])
     t1 = time.perf_counter()
@@ -131,7 +131,7 @@ def main() -> None:
         print(json.dumps(child_segmint(args.data)))
         return
 
-    from segmint.synth import generate_orders
+    from segmint.data.synth import generate_orders
 
     OUT.mkdir(exist_ok=True)
     data = OUT / f"orders_{args.customers}_{args.seed}.parquet"

@@ -37,16 +37,17 @@ def prepare(customers: int, seed: int) -> Path:
     y_path = OUT / f"y_{customers}_{seed}.npy"
     if x_path.exists() and y_path.exists():
         return x_path
-    from segmint import io, preprocess
+    from segmint import preprocess
     from segmint.config import Settings
+    from segmint.data import readers
+    from segmint.data.ingest import ingest
+    from segmint.data.synth import generate_orders
     from segmint.features import build_features
-    from segmint.ingest import ingest
-    from segmint.synth import generate_orders
 
     data = OUT / f"orders_{customers}_{seed}.parquet"
     if not data.exists():
         generate_orders(customers, data, seed=seed)
-    ing = ingest([str(data)], Settings(), io.connect())
+    ing = ingest([str(data)], Settings(), readers.connect())
     feats, _ = build_features(ing.transactions, None).drop_uninformative()
     pre = preprocess.make_preprocessor(feats.numeric, feats.categorical)
     X = preprocess.fit_transform(pre, feats.frame, feats.numeric, feats.categorical)

@@ -32,13 +32,14 @@ OUT = HERE / "out"
 
 
 def child_segmint(data: Path, out: Path, config: Path | None = None) -> dict:
-    import segmint.pipeline  # noqa: F401 - imported before the clock, as the plain side's libraries are
+    import segmint.pipeline.segmentation  # noqa: F401 - imported before the clock, as the plain side's libraries are
     from segmint.cli import app
 
     extra = ["--config", str(config)] if config else []
     t0 = time.perf_counter()
     try:
-        app(["run", str(data), "--out", str(out), *extra], standalone_mode=False)
+        args = ["run", str(data), "--out", str(out), "--workspace", str(OUT / "workspace")]
+        app([*args, *extra], standalone_mode=False)
     except SystemExit as exc:  # typer exits on errors
         if exc.code:
             raise
@@ -123,7 +124,7 @@ def main() -> None:
             print(json.dumps(child_plain(args.data, args.out)))
         return
 
-    from segmint.synth import generate_orders
+    from segmint.data.synth import generate_orders
 
     OUT.mkdir(exist_ok=True)
     data = OUT / f"orders_{args.customers}_{args.seed}.parquet"

@@ -8,12 +8,19 @@ import pytest
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
+pytest_plugins = ["tests.postgres"]
+
+
 @pytest.fixture(autouse=True, scope="session")
-def _model_signing_key(tmp_path_factory):
-    """Models are signed with a per-session key file: tests never touch ~/.config."""
+def _private_environment(tmp_path_factory):
+    """Models are signed with a per-session key file and runs are registered in a
+    per-session workspace: tests never touch ~/.config or ./segmint-workspace. A registry
+    URL from the developer's environment is not used (the registry tests choose theirs)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("SEGMINT_SIGNING_KEY", raising=False)
+        mp.delenv("SEGMINT_DATABASE_URL", raising=False)
         mp.setenv("SEGMINT_KEY_FILE", str(tmp_path_factory.mktemp("key") / "signing.key"))
+        mp.setenv("SEGMINT_WORKSPACE", str(tmp_path_factory.mktemp("workspace")))
         yield
 
 

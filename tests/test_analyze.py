@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import segmint
 from segmint.cli import app
-from segmint.derive import derive_columns, parse_assignments
+from segmint.data.derive import derive_columns, parse_assignments
 from segmint.exceptions import ConfigError
 
 from .conftest import dataset

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segmint import io
 from segmint.config import Settings
+from segmint.data import readers
+from segmint.data.ingest import ingest
+from segmint.data.parsing import AmbiguousDatesError
 from segmint.exceptions import ConfigError, InputError
 from segmint.features import build_features
-from segmint.ingest import ingest
-from segmint.parsing import AmbiguousDatesError
 
 from .conftest import dataset
 
@@ -32,7 +32,7 @@ def _lines(n: int, price=lambda i: "2.50", date=lambda i: f"2024-03-{i % 28 + 1:
 
 
 def _ingest(data, **settings):
-    return ingest([data], Settings.build(settings), io.connect())
+    return ingest([data], Settings.build(settings), readers.connect())
 
 
 def _kept(ing) -> pd.DataFrame:

@@ -7,14 +7,20 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from segmint import churn as churn_mod
-from segmint import io
-from segmint.churn import LeakageError, Plan, check_time_split, churn_risk, plan_snapshots
 from segmint.config import Churn, Settings
+from segmint.data import readers
+from segmint.data.ingest import ingest
+from segmint.data.synth import generate_orders
 from segmint.exceptions import SegmintError
 from segmint.features import build_features
-from segmint.ingest import ingest
-from segmint.synth import generate_orders
+from segmint.predictive import churn as churn_mod
+from segmint.predictive.churn import (
+    LeakageError,
+    Plan,
+    check_time_split,
+    churn_risk,
+    plan_snapshots,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +32,7 @@ def orders(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tx(orders):
-    return ingest([str(orders)], Settings(), io.connect()).transactions
+    return ingest([str(orders)], Settings(), readers.connect()).transactions
 
 
 def test_plan_is_a_time_split():
@@ -55,7 +61,7 @@ def test_snapshot_features_see_only_the_past(orders, tx):
     snap = churn_mod.snapshot(tx, at, horizon_days=None).set_index("customer_id")
     raw = pd.read_parquet(orders)
     past = raw[raw.ts < at]
-    ing = ingest([past], Settings(), io.connect())
+    ing = ingest([past], Settings(), readers.connect())
     direct = build_features(ing.transactions, None, observation_end=at).frame
     direct = direct.set_index("customer_id").loc[snap.index]
     for col in ("recency_days", "frequency", "monetary", "tenure_days"):

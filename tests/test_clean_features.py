@@ -3,16 +3,16 @@
 import pandas as pd
 import pytest
 
-from segmint import io
 from segmint.config import Settings
+from segmint.data import readers
+from segmint.data.ingest import ingest
 from segmint.exceptions import InputError
 from segmint.features import build_features
-from segmint.ingest import ingest
 
 
 def _ingest(frame, **cleaning):
     s = Settings.build({"cleaning": {"max_invalid_share": 0.5, **cleaning}})
-    return ingest([frame], s, io.connect())
+    return ingest([frame], s, readers.connect())
 
 
 def test_every_row_accounted_with_one_reason(orders_frame):
@@ -53,7 +53,7 @@ def test_zero_and_negative_prices(orders_frame):
 
 def test_mostly_unparseable_column_stops_with_row_and_value(orders_frame):
     with pytest.raises(InputError) as exc:
-        ingest([orders_frame], Settings(), io.connect())  # default limit: 1% of values
+        ingest([orders_frame], Settings(), readers.connect())  # default limit: 1% of values
     msg = str(exc.value)
     assert "'InvoiceDate'" in msg and "Row: 11" in msg and "'not a date'" in msg
 
@@ -91,7 +91,7 @@ def test_amount_only_and_yyyymmdd_dates():
             "amount": [10.0, -4.0, 7.5],
         }
     )
-    ing = ingest([df], Settings(), io.connect())
+    ing = ingest([df], Settings(), readers.connect())
     tx = ing.transactions
     assert (tx.purchases, tx.returns) == (2, 1)
     f = build_features(tx, None).frame.set_index("customer_id")
@@ -119,7 +119,7 @@ def test_decimal_comma_and_day_first_dates(tmp_path):
             }
         }
     )
-    ing = ingest([str(p)], s, io.connect())
+    ing = ingest([str(p)], s, readers.connect())
     assert ing.inputs[0]["delimiter"] == ";"
     f = build_features(ing.transactions, None).frame.set_index("customer_id")
     assert f.loc["k1", "monetary"] == pytest.approx(5.25)

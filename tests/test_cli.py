@@ -27,7 +27,8 @@ def test_cli_starts_without_the_models():
     # `segmint --help` and `segmint generate` must not wait ~2 s for scikit-learn and SciPy.
     code = (
         "import sys, segmint.cli; "
-        "print(sorted(m for m in ('segmint.pipeline', 'sklearn', 'scipy') if m in sys.modules))"
+        "print(sorted(m for m in ('segmint.pipeline.segmentation', 'sklearn', 'scipy')"
+        " if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

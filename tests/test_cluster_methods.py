@@ -115,7 +115,7 @@ def test_predict_after_reload_reproduces_training_labels(name, blobs, tmp_path):
     frame = pd.DataFrame(X[:1200], columns=["a", "b", "c"])
     frame.insert(0, "customer_id", [f"c{i}" for i in range(len(frame))])
     result = segmint.segment(frame, clustering={"algorithm": name})
-    model = segmint.load_model(str(result.save(tmp_path / "run")))
+    model = segmint.load_model(str(segmint.save(result, tmp_path / "run")))
     scored = model.predict_frame(result.features.frame)
     same = (scored.segment.to_numpy() == result.customers.segment.to_numpy()).mean()
     assert same >= (0.9 if name in DENSITY else 1.0), same
@@ -184,7 +184,7 @@ def test_kprototypes_mixed_data_and_reload(tmp_path):
     frame, y = _mixed()
     result = segmint.segment(frame, clustering={"algorithm": "kprototypes", "k": 3})
     kp = ari(y, result.customers.segment)
-    model = segmint.load_model(str(result.save(tmp_path / "run")))
+    model = segmint.load_model(str(segmint.save(result, tmp_path / "run")))
     scored = model.predict_frame(result.features.frame)
     assert (scored.segment.to_numpy() == result.customers.segment.to_numpy()).all()
     # one-hot k-means lets the two noise features pull the groups apart (measured 0.32);

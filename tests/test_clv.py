@@ -14,8 +14,8 @@ from scipy.special import beta, gamma
 from typer.testing import CliRunner
 
 import segmint
-from segmint import io
 from segmint.cli import app
+from segmint.data import readers
 from segmint.features.clv import (
     BetaGeo,
     GammaGamma,
@@ -68,7 +68,7 @@ def sim():
 def _lines(rows: list[tuple]) -> ir.Table:
     frame = pd.DataFrame(rows, columns=["customer_id", "ts", "amount", "is_return"])
     frame["ts"] = pd.to_datetime(frame["ts"])
-    return io.register_frame(io.connect(), frame, "lines")
+    return readers.register_frame(readers.connect(), frame, "lines")
 
 
 def test_summary_counts_purchase_days_and_measures_time_to_the_last_observed_day():
@@ -289,7 +289,7 @@ def test_clv_command_on_online_retail(tmp_path):
 
 
 def test_run_carries_clv_columns(tmp_path):
-    from segmint.synth import generate_orders
+    from segmint.data.synth import generate_orders
 
     generate_orders(3000, tmp_path / "o.parquet", seed=3)
     result = segmint.segment(tmp_path / "o.parquet")
@@ -297,22 +297,22 @@ def test_run_carries_clv_columns(tmp_path):
     for col in ("p_alive", "expected_purchases", "expected_order_value", "clv"):
         assert col in c and c[col].notna().all(), col
     assert ((c.p_alive > 0) & (c.p_alive <= 1)).all() and (c.clv >= 0).all()
-    assert result.manifest["clv"]["bgnbd"]["diagnostics"]["converged"]
+    assert result.manifest.clv["bgnbd"]["diagnostics"]["converged"]
     assert result.segments.clv_total.sum() == pytest.approx(c.clv.sum())
     assert "clv" not in result.features.numeric  # profiled, not clustered by default
-    scored = result.predict(tmp_path / "o.parquet")
+    scored = segmint.predict(result, tmp_path / "o.parquet")
     assert (scored.segment.to_numpy() == c.segment.to_numpy()).all()
 
 
 def test_clv_columns_as_segmentation_features_survive_reload(tmp_path):
-    from segmint.synth import generate_orders
+    from segmint.data.synth import generate_orders
 
     generate_orders(2000, tmp_path / "o.parquet", seed=2)
     feats = ["recency_days", "frequency", "monetary", "p_alive", "clv"]
     result = segmint.segment(tmp_path / "o.parquet", features=feats)
-    model = segmint.load_model(str(result.save(tmp_path / "run")))
+    model = segmint.load_model(str(segmint.save(result, tmp_path / "run")))
     assert model.meta["clv_params"]["bgnbd"]["params"]["r"] > 0
-    from segmint.predict import predict
+    from segmint.pipeline.scoring import predict
 
     scored = predict(model, str(tmp_path / "o.parquet"))  # CLV re-derived with saved params
     assert (scored.segment.to_numpy() == result.customers.segment.to_numpy()).all()

@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from segmint.analyses import validate_clv
 from segmint.cli import app
 from segmint.config import Settings
+from segmint.pipeline.clv import validate_clv
 
 from .conftest import dataset
 

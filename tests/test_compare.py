@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from segmint.cli import app
 from segmint.cluster import ALGORITHMS
-from segmint.evaluate.compare import recommend
+from segmint.pipeline.compare import recommend
 
 from .conftest import dataset
 

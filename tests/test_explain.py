@@ -11,11 +11,11 @@ from scipy import stats as sps
 
 import segmint
 from segmint.config import Settings
+from segmint.data.synth import generate_orders
 from segmint.exceptions import ConfigError
 from segmint.explain.anomalies import detect_anomalies
 from segmint.explain.drivers import _auc, explain_drivers
 from segmint.explain.stats import compare_groups, holm
-from segmint.synth import generate_orders
 
 from .conftest import dataset
 
@@ -147,7 +147,7 @@ def synthetic_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("synth")
     generate_orders(4000, d / "orders.parquet", seed=5)
     result = segmint.segment(d / "orders.parquet", seed=0)
-    return result, result.save(d / "run")
+    return result, segmint.save(result, d / "run")
 
 
 _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
@@ -193,7 +193,7 @@ def test_personas_named_and_grounded_in_segments_csv(synthetic_run):
 def test_attribute_personas_grounded(tmp_path):
     path = dataset("mall_customers.csv")
     result = segmint.segment(path, features=["Annual Income (k$)", "Spending Score (1-100)"])
-    out = result.save(tmp_path / "mall")
+    out = segmint.save(result, tmp_path / "mall")
     segs = pd.read_csv(out / "segments.csv")
     _assert_grounded(segs)
     assert set(segs.archetype) <= {"High value", "Mid value", "Low value", "Unrated"}
@@ -207,7 +207,7 @@ def test_explain_artifacts_written(synthetic_run):
     an = pd.read_csv(out / "anomalies.csv")
     assert len(an) == result.settings.explain.anomalies_top
     assert {"customer_id", "segment", "anomaly_score", "reasons"} <= set(an.columns)
-    m = result.manifest["explain"]
+    m = result.manifest.explain.model_dump()
     assert m["anomalies_flagged"] == int(result.customers.is_anomaly.sum())
     assert 0.5 < m["drivers_fidelity"]["accuracy"] <= 1
     summary = (out / "summary.md").read_text()

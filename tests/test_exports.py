@@ -15,7 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from segmint.cli import app
-from segmint.csvsafe import neutralise_frame, neutralise_table, neutralise_text, write_csv
+from segmint.store.csvsafe import (
+    neutralise_frame,
+    neutralise_table,
+    neutralise_text,
+    write_csv,
+)
 
 runner = CliRunner()
 RISKY = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
@@ -171,10 +176,10 @@ def test_effect_tables_are_neutralised(table, tmp_path):
 
 
 def test_tracking_tables_are_neutralised(tmp_path):
-    from segmint.analyses import track_segments
     from segmint.config import Settings
-    from segmint.store import save_tracking
-    from segmint.synth import generate_orders
+    from segmint.data.synth import generate_orders
+    from segmint.pipeline.tracking import track_segments
+    from segmint.store.artifacts import save_tracking
 
     generate_orders(300, tmp_path / "orders.parquet", seed=5)
     settings = Settings.build(

@@ -37,15 +37,15 @@ def test_formats_agree(mall_csv, tmp_path, fmt):
     r = segmint.segment(data, features=FEATURES)
     assert r.k == mall_csv.k
     np.testing.assert_array_equal(r.customers["segment"], mall_csv.customers["segment"])
-    assert r.manifest["rows"]["read"] == 200
+    assert r.manifest.rows.read == 200
 
 
 def test_customer_table_predict_and_missing_attribute(mall_csv, tmp_path):
     df = pd.read_csv(dataset("mall_customers.csv"), dtype={"CustomerID": str})
-    scores = mall_csv.predict(df)
+    scores = segmint.predict(mall_csv, df)
     assert (scores["segment"].to_numpy() == mall_csv.customers["segment"].to_numpy()).all()
     with pytest.raises(InputError, match="Spending Score"):
-        mall_csv.predict(df.drop(columns=["Spending Score (1-100)"]))
+        segmint.predict(mall_csv, df.drop(columns=["Spending Score (1-100)"]))
 
 
 def test_customer_rows_quarantined(tmp_path):
@@ -54,14 +54,14 @@ def test_customer_rows_quarantined(tmp_path):
     rows += [",33,a", "c5,40,b", "c999,abc,a"]  # missing id, repeated id, bad number
     p.write_text("\n".join(rows) + "\n")
     r = segmint.segment(p)
-    assert r.manifest["rows"]["quarantined"] == {
+    assert r.manifest.rows.quarantined == {
         "missing_customer_id": 1,
         "duplicate_customer_id": 1,
         "invalid_age": 1,
     }
-    assert r.manifest["rows"]["read"] == 303 and r.manifest["customers"] == 300
+    assert r.manifest.rows.read == 303 and r.manifest.customers == 300
     assert sorted(r.quarantine["_row"]) == [301, 302, 303]
-    q = pd.read_parquet(r.save(tmp_path / "run") / "quarantine.parquet")
+    q = pd.read_parquet(segmint.save(r, tmp_path / "run") / "quarantine.parquet")
     assert sorted(q["_row"]) == [301, 302, 303]
     assert set(q["reason"]) == {"missing_customer_id", "duplicate_customer_id", "invalid_age"}
 
@@ -80,11 +80,11 @@ def test_kind_overrides_detection(tmp_path):
     p = tmp_path / "accounts.csv"
     df.to_csv(p, index=False)
     auto = segmint.segment(p)
-    assert auto.manifest["inputs"][0]["kind"] == "transactions"
+    assert auto.manifest.inputs[0].kind == "transactions"
     forced = segmint.segment(p, kind="customers")
-    assert forced.manifest["inputs"][0]["kind"] == "customers"
+    assert forced.manifest.inputs[0].kind == "customers"
     assert {"total", "date_days"} <= set(forced.features.numeric)
-    assert forced.manifest["customers"] == n
-    assert forced.manifest["features"]["dropped"] == {}
-    assert auto.manifest["features"]["dropped"]["regularity"] == "all values missing"
-    assert auto.manifest["features"]["dropped"]["frequency"] == "the same value for every customer"
+    assert forced.manifest.customers == n
+    assert forced.manifest.features.dropped == {}
+    assert auto.manifest.features.dropped["regularity"] == "all values missing"
+    assert auto.manifest.features.dropped["frequency"] == "the same value for every customer"

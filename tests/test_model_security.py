@@ -36,7 +36,7 @@ from segmint.cli import app
 from segmint.cluster import ALGORITHMS
 from segmint.exceptions import ArtifactError
 from segmint.model import SegmentationModel
-from segmint.predict import predict
+from segmint.pipeline.scoring import predict
 
 runner = CliRunner()
 OLD_PREFIXES = ("sklearn.", "numpy.", "scipy.", "segmint.", "builtins.")
@@ -66,7 +66,7 @@ def run(tmp_path_factory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("secure")
     table = _table()
     table.to_csv(d / "customers.csv", index=False)
-    return _fit(table, k=4).save(d / "run"), d / "customers.csv"
+    return segmint.save(_fit(table, k=4), d / "run"), d / "customers.csv"
 
 
 def _fit(*data: object, **clustering: object) -> segmint.RunResult:
@@ -199,7 +199,7 @@ def test_swapped_estimator_of_allowed_types_is_refused_by_the_signature(run, tmp
         segmint.load_model(str(d))
     # a whole, validly signed model from another run is caught by the manifest's config hash
     d2 = _copy(run_dir, tmp_path / "mixed")
-    other_dir = other.save(tmp_path / "other")
+    other_dir = segmint.save(other, tmp_path / "other")
     for name in ("model.skops", "model.skops.sig"):
         shutil.copy(other_dir / name, d2 / name)
     with pytest.raises(ArtifactError, match="mixes files from two runs"):
@@ -230,7 +230,7 @@ def test_saved_types_are_exactly_allowed(tmp_path):
     """Every clustering method on a customer table with categories, and order lines with
     attributes (churn model, one-hot): what ``save`` writes stays inside the allow-list,
     and together they use all of it (so no stale entry lingers)."""
-    from segmint.synth import generate_orders
+    from segmint.data.synth import generate_orders
 
     table = _table()
     used: set[str] = set()

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 import segmint
-from segmint.synth import generate_orders
+from segmint.data.synth import generate_orders
 
 from .conftest import dataset
 
@@ -24,14 +24,14 @@ def mall():
 
 def test_mall_automatic_k_is_5(mall):
     assert mall.k == 5
-    assert mall.manifest["selection"]["votes"]["silhouette"] == 5
+    assert mall.manifest.selection.votes["silhouette"] == 5
     assert mall.segments["segment_name"].is_unique
     assert mall.customers["segment"].nunique() == 5
     assert len(mall.customers) == 200
 
 
 def test_mall_artifacts_and_reload(mall, tmp_path):
-    out = mall.save(tmp_path / "mall")
+    out = segmint.save(mall, tmp_path / "mall")
     for name in (
         "customers.parquet",
         "customers.csv",
@@ -71,7 +71,7 @@ def test_memory_limit_changes_nothing_but_memory(mall):
         dataset("mall_customers.csv"), features=MALL_FEATURES, memory_limit="256MB"
     )
     np.testing.assert_array_equal(capped.customers["segment"], mall.customers["segment"])
-    assert capped.manifest["config_hash"] == mall.manifest["config_hash"]
+    assert capped.manifest.config_hash == mall.manifest.config_hash
 
 
 def test_same_seed_same_result():
@@ -79,12 +79,12 @@ def test_same_seed_same_result():
     b = segmint.segment(dataset("mall_customers.csv"), features=MALL_FEATURES, seed=3)
     np.testing.assert_array_equal(a.customers["segment"], b.customers["segment"])
     pd.testing.assert_frame_equal(a.k_selection, b.k_selection)
-    assert a.manifest["config_hash"] == b.manifest["config_hash"]
+    assert a.manifest.config_hash == b.manifest.config_hash
 
 
 def test_marketing_campaign_reports_imputed_and_clipped():
     r = segmint.segment(dataset("marketing_campaign.csv"))
-    m = r.manifest
+    m = r.manifest.model_dump(exclude_none=True)
     inp = m["inputs"][0]
     assert inp["delimiter"] == "\t" and inp["kind"] == "customers"
     assert m["rows"] == {"read": 2240, "kept": 2240, "quarantined": {}}
@@ -116,7 +116,7 @@ def test_synthetic_planted_types_recovered(synthetic):
     assert r.k == truth["planted_type"].nunique()
     assert ari >= 0.9
     # predict on the training customers reproduces their labels
-    pred = r.predict(info["path"])
+    pred = segmint.predict(r, info["path"])
     both = pred.merge(r.customers[["customer_id", "segment"]], on="customer_id")
     assert len(both) == 6000
     assert (both["segment_x"] == both["segment_y"]).all()
@@ -143,13 +143,13 @@ def test_orders_and_attributes_joined(synthetic, tmp_path):
     attrs.to_csv(tmp_path / "attrs.csv", index=False)
     r = segmint.segment(info["path"], tmp_path / "attrs.csv")
     assert "age" in r.features.numeric and "region" in r.features.categorical
-    assert r.manifest["customers_detail"]["customers_without_attributes"] == 1000
-    assert [i["kind"] for i in r.manifest["inputs"]] == ["transactions", "customers"]
-    assert r.manifest["rows"]["read"] == info["lines"] + 5000
+    assert r.manifest.customers_detail["customers_without_attributes"] == 1000
+    assert [i.kind for i in r.manifest.inputs] == ["transactions", "customers"]
+    assert r.manifest.rows.read == info["lines"] + 5000
 
 
 def test_mismatched_or_foreign_model_is_refused(mall, tmp_path):
-    out = mall.save(tmp_path / "run")
+    out = segmint.save(mall, tmp_path / "run")
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["config_hash"] = "0" * 16
     (out / "manifest.json").write_text(json.dumps(manifest))

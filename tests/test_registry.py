@@ -35,8 +35,6 @@ from segmint.exceptions import (
 from segmint.store.registry import Registry, RunRecord, new_run_id, run_id_time
 from segmint.store.workspace import ENV_DATABASE_URL, ENV_WORKSPACE, Workspace
 
-pytest_plugins = ["tests.postgres"]
-
 SHA = "ab" * 32
 
 
@@ -150,8 +148,8 @@ def test_fail_records_the_error(registry: Registry) -> None:
 def test_begin_rejects_bad_arguments(registry: Registry) -> None:
     with pytest.raises(ValueError, match="kind"):
         _begin(registry, kind="bogus")
-    with pytest.raises(ValueError, match="sha256"):
-        _begin(registry, inputs=[{"path": "orders.csv"}])
+    with pytest.raises(ValueError, match="path"):
+        _begin(registry, inputs=[{"sha256": SHA}])
     with pytest.raises(ConfigError, match="reserved"):
         _begin(registry, tags=["latest"])
     with pytest.raises(ConfigError, match="not allowed"):
@@ -886,3 +884,15 @@ def test_cli_tag_and_delete(
     assert elsewhere.exit_code == 0 and "outside the workspace" in elsewhere.stdout
     assert registry.count() == 1
     registry.close()
+
+
+def test_inputs_are_hashed_when_the_run_succeeds(registry: Registry) -> None:
+    """A run is registered before its inputs are read; it succeeds with their hashes, under
+    the id its caller chose (so the folder can be named after it)."""
+    run_id = new_run_id()
+    record = _begin(registry, inputs=[{"path": "orders.csv"}], run_id=run_id)
+    assert record.id == run_id and record.inputs == [{"path": "orders.csv"}]
+    with pytest.raises(ValueError, match="sha256"):
+        registry.succeed(run_id, inputs=[{"path": "orders.csv"}])
+    done = registry.succeed(run_id, inputs=[{"path": "orders.csv", "sha256": SHA}], k=3)
+    assert done.inputs == [{"path": "orders.csv", "sha256": SHA}] and done.k == 3

@@ -36,22 +36,21 @@ clv: {enabled: false}
 PAUSED = r"""
 import os, signal, sys, time
 from pathlib import Path
-import segmint.store as store
+import segmint.store.artifacts as store
 
 signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
 
 ready, go = Path(os.environ["SEG_READY"]), Path(os.environ["SEG_GO"])
 original = store.write_quarantine
 
-def paused(ing, path):
-    n = original(ing, path)
+def paused(quarantine, path):
+    original(quarantine, path)
     deadline = time.monotonic() + 120
     while not (path.parent / "customers.parquet").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     ready.write_text(str(path.parent))
     while not go.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
-    return n
 
 store.write_quarantine = paused
 sys.argv = ["segmint", *sys.argv[1:]]
@@ -91,7 +90,7 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Small order lines (two data sets), a fast config and a finished run folder."""
-    from segmint.synth import generate_orders
+    from segmint.data.synth import generate_orders
 
     d = tmp_path_factory.mktemp("runfolder")
     generate_orders(400, d / "orders.parquet", seed=3)
@@ -125,6 +124,16 @@ def start_paused(data: Path, out: Path, tmpdir: Path, seed: int = 2) -> tuple:
     return proc, Path(ready.read_text()), go
 
 
+def registry_row(pid: int):
+    """The registry row of the run the process ``pid`` started (in the session's workspace)."""
+    from segmint.store.workspace import Workspace
+
+    with Workspace.open() as ws:
+        rows = [r for r in ws.registry.list(limit=1000) if r.pid == pid]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
 def stores(tmpdir: Path, pid: int) -> list[Path]:
     return list(tmpdir.glob(f"segmint-store-{pid}-*"))
 
@@ -136,24 +145,30 @@ def test_interrupted_write_leaves_the_old_run(data, old_run, tmp_path, sig, code
     before = snapshot(old_run)
     tmpdir = tmp_path / "tmp"
     proc, partial, _ = start_paused(data, old_run, tmpdir)
-    # the new run is half written beside the old one, with its query-engine store
+    # the new run is half written beside the old one; its query engine (and the engine's
+    # temporary store) was closed before the writing began
     assert partial.parent == old_run.parent and (partial / "customers.parquet").is_file()
-    assert stores(tmpdir, proc.pid)
+    assert stores(tmpdir, proc.pid) == []
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, (out, err)
     assert "Traceback" not in err
     assert snapshot(old_run) == before  # every file of the old run, byte for byte
+    # the registry never says the interrupted run succeeded: failed, or stale when killed
+    row = registry_row(proc.pid)
+    assert row.state == ("stale" if sig == signal.SIGKILL else "failed"), row
+    if sig != signal.SIGKILL:
+        reason = "interrupted (Ctrl-C)" if sig == signal.SIGINT else "terminated (SIGTERM)"
+        assert row.error == reason and row.finished is not None
     manifest = json.loads((old_run / "manifest.json").read_text())
     r = invoke("predict", "--run", old_run, data / "orders.parquet", "--out", tmp_path / "s.csv")
     assert r.exit_code == 0, r.output
     assert manifest["created"][:16] in " ".join(r.output.split())
     if sig != signal.SIGKILL:
         assert leftovers(old_run.parent) == []  # no partial folder, no lock
-        assert stores(tmpdir, proc.pid) == []
         return
     # SIGKILL runs no cleanup: the next run into the folder (or any run) removes the rest
-    assert leftovers(old_run.parent) and stores(tmpdir, proc.pid)
+    assert leftovers(old_run.parent)
     monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
     args = ["run", data / "orders.parquet", "--config", data / "fast.yaml", "--seed", 5]
     r = invoke(*args, "--out", old_run)
@@ -181,8 +196,8 @@ def test_second_run_into_the_same_folder_is_refused(data, old_run, tmp_path):
 
 
 def test_lock_refuses_another_thread():
-    from segmint.folders import reserve
-    from segmint.store import RUN
+    from segmint.store.artifacts import RUN
+    from segmint.store.folders import reserve
 
     out = Path(tempfile.mkdtemp()) / "run"
     held, release = threading.Event(), threading.Event()
@@ -209,7 +224,7 @@ def test_lock_refuses_another_thread():
 def test_full_disk_keeps_the_old_run(data, old_run, monkeypatch, where):
     import pyarrow.csv
 
-    import segmint.store as store
+    import segmint.store.artifacts as store
 
     def full(*args, **kwargs):
         if where == "quarantine":
@@ -230,10 +245,10 @@ def test_full_disk_keeps_the_old_run(data, old_run, monkeypatch, where):
 
 def _refused(tmp_path, monkeypatch, out, *expect):
     """``run --out out`` is refused before the pipeline starts, writing nothing."""
-    import segmint.pipeline
+    import segmint.pipeline.segmentation
 
     called = []
-    monkeypatch.setattr(segmint.pipeline, "run", lambda *a, **k: called.append(1))
+    monkeypatch.setattr(segmint.pipeline.segmentation, "run", lambda *a, **k: called.append(1))
     orders = tmp_path / "orders.csv"
     orders.write_text("CustomerID,InvoiceNo,InvoiceDate,Quantity,UnitPrice\nc1,1,2024-01-01,1,2\n")
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -288,10 +303,10 @@ def test_run_folder_holding_user_files_is_not_replaced(data, old_run, monkeypatc
 def test_every_file_a_run_writes_is_known(data, tmp_path, monkeypatch):
     # a file missing from store.RUN would make the next run into the folder refuse it; the
     # comparison (two methods, for speed), drivers and charts add the optional files
-    import segmint.pipeline
-    from segmint.store import RUN
+    import segmint.pipeline.segmentation
+    from segmint.store.artifacts import RUN
 
-    monkeypatch.setattr(segmint.pipeline, "ALGORITHMS", ("kmeans", "ward"))
+    monkeypatch.setattr(segmint.pipeline.segmentation, "ALGORITHMS", ("kmeans", "ward"))
     drivers = "drivers: true, drivers_repeats: 2, drivers_sample: 200"
     (tmp_path / "full.yaml").write_text(FAST.replace("drivers: false", drivers))
     args = ["--config", tmp_path / "full.yaml", "--algorithm", "all", "--charts"]
@@ -325,7 +340,7 @@ def test_inputs_are_fingerprinted(data):
     assert entry["sha256"] == hashlib.sha256(raw).hexdigest() and entry["bytes"] == len(raw)
     model = (data / "run" / "model.skops").read_bytes()
     assert manifest["artifacts"]["model.skops"]["sha256"] == hashlib.sha256(model).hexdigest()
-    from segmint.predict import load_run_model
+    from segmint.store.loading import load_run_model
 
     meta = load_run_model(data / "run").meta
     assert meta["inputs"][0]["sha256"] == entry["sha256"] and meta["created"] == manifest["created"]
@@ -344,13 +359,13 @@ def test_dataframe_inputs_hash_their_content():
 
 
 def toy_kind():
-    from segmint.folders import Kind
+    from segmint.store.folders import Kind
 
     return Kind("toy folder", "marker.json", frozenset({"marker.json", "data.txt"}))
 
 
 def write_toy(out: Path, text: str) -> None:
-    from segmint.folders import writing
+    from segmint.store.folders import writing
 
     with writing(out, toy_kind()) as part:
         (part / "data.txt").write_text(text)
@@ -359,7 +374,7 @@ def write_toy(out: Path, text: str) -> None:
 
 def test_rename_aside_when_renameat2_is_missing(tmp_path, monkeypatch):
     # other systems (or filesystems without RENAME_EXCHANGE) swap by two renames
-    import segmint.folders as folders
+    import segmint.store.folders as folders
 
     write_toy(tmp_path / "out", "old")
     monkeypatch.setattr(folders, "_renameat2", None)
@@ -388,6 +403,6 @@ def test_failed_write_removes_the_parents_it_made(tmp_path):
 
 
 def reserve_toy(out: Path):
-    from segmint.folders import reserve
+    from segmint.store.folders import reserve
 
     return reserve(out, toy_kind())

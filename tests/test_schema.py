@@ -1,7 +1,7 @@
 import pytest
 
+from segmint.data.schema import auto_map, detect_kind
 from segmint.exceptions import InputError
-from segmint.schema import auto_map, detect_kind
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from segmint.churn import check_classes
 from segmint.cli import app
 from segmint.cluster.registry import make_segmenter
 from segmint.config import ALGORITHMS, Clustering
@@ -26,6 +25,7 @@ from segmint.evaluate.select_k import MIN_CUSTOMERS, choose_k, max_segments
 from segmint.evaluate.stability import bootstrap_stability, stability_per_k
 from segmint.exceptions import SegmintError
 from segmint.explain.drivers import explain_drivers
+from segmint.predictive.churn import check_classes
 
 from .conftest import dataset
 

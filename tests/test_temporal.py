@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 import segmint
 from segmint.cli import app
+from segmint.data.synth import generate_orders
 from segmint.exceptions import SegmintError
-from segmint.synth import generate_orders
-from segmint.temporal import psi, psi_level, snapshot_dates, track
+from segmint.tracking.snapshots import psi, psi_level, snapshot_dates, track
 
 from .conftest import dataset
 
@@ -42,14 +42,33 @@ def test_snapshot_dates():
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
+def fitted_with_lines(tmp_path_factory):
+    """A run and its cleaned order lines; the engine stays open for the module's tests (a
+    run's result holds no connection, so the lines come from the ingest it was fitted on)."""
+    from segmint.data import readers
+    from segmint.data.ingest import ingest
+    from segmint.pipeline.segmentation import segment_ingested
+
     path = tmp_path_factory.mktemp("track") / "orders.parquet"
     generate_orders(3000, path, seed=8)
-    return segmint.segment(path, seed=0)
+    settings = segmint.Settings(inputs=[str(path)], seed=0)
+    with readers.engine() as con:
+        ing = ingest(settings.inputs, settings, con)
+        yield segment_ingested(ing, settings), ing.transactions
 
 
-def test_migration_conserves_customers(fitted):
-    tx = fitted.ingested.transactions
+@pytest.fixture(scope="module")
+def fitted(fitted_with_lines):
+    return fitted_with_lines[0]
+
+
+@pytest.fixture(scope="module")
+def lines(fitted_with_lines):
+    return fitted_with_lines[1]
+
+
+def test_migration_conserves_customers(fitted, lines):
+    tx = lines
     end = fitted.features.observation_end
     dates = [end - pd.Timedelta(days=d) for d in (180, 90)] + [end]
     t = track(tx, fitted.model, dates)
@@ -65,8 +84,8 @@ def test_migration_conserves_customers(fitted):
     assert (last.loc[run.index] == run).all()
 
 
-def test_ids_stable_under_refit_on_unchanged_data(fitted):
-    tx = fitted.ingested.transactions
+def test_ids_stable_under_refit_on_unchanged_data(fitted, lines):
+    tx = lines
     end = fitted.features.observation_end
     t = track(tx, fitted.model, [end, end], refit=True)
     first = t.assignments.iloc[: len(t.assignments) // 2].segment.to_numpy()

@@ -13,13 +13,13 @@ from .conftest import dataset
 def retail(tmp_path_factory):
     path = dataset("online_retail.csv.gz")
     result = segmint.segment(path)
-    out = result.save(tmp_path_factory.mktemp("retail") / "run")
+    out = segmint.save(result, tmp_path_factory.mktemp("retail") / "run")
     return path, result, out
 
 
 def test_every_row_accounted(retail):
     _, r, out = retail
-    rows = r.manifest["rows"]
+    rows = r.manifest.rows.model_dump()
     assert rows["read"] == 541_909
     assert rows["read"] == rows["kept"] + sum(rows["quarantined"].values())
     assert rows["quarantined"]["missing_customer_id"] == 135_080
@@ -62,7 +62,7 @@ def _independent(path):
 def test_buyers_segmented_and_money_matches_independent_sum(retail):
     path, r, _ = retail
     buyers, n_kept, total = _independent(path)
-    assert r.manifest["rows"]["kept"] == n_kept
+    assert r.manifest.rows.kept == n_kept
     segmented = set(r.customers["customer_id"])
     assert segmented == buyers
     assert len(segmented) == 4339  # 4,338 paying buyers + 1 whose only purchase was free

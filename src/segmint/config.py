@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from .exceptions import ConfigError
+from segmint.exceptions import ConfigError
 
 
 class _Model(BaseModel):
@@ -228,7 +228,7 @@ class Clv(_Model):
 
 
 class Churn(_Model):
-    """Churn risk from earlier snapshots (see ``segmint.churn``)."""
+    """Churn risk from earlier snapshots (see ``segmint.predictive.churn``)."""
 
     enabled: bool = Field(True, description="Train and score the churn model in order-line runs.")
     horizon_days: int = Field(
@@ -339,7 +339,9 @@ class Settings(_Model):
             "(slower, smaller). Default: DuckDB's own (80% of RAM)."
         ),
     )
-    out: str = "runs/latest"
+    out: str | None = Field(
+        None, description="Run folder; default: a new folder in the workspace (runs/<id>)."
+    )
     columns: Columns = Field(default_factory=Columns)
     cleaning: Cleaning = Field(default_factory=Cleaning)
     features: list[str] | None = Field(None, description="Restrict to these features.")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .exceptions import SegmintError
+from segmint.exceptions import SegmintError
 
 try:
     import fcntl

@@ -28,12 +28,11 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 
-from . import model_types, preprocess, signing
-from ._version import __version__
-from .cluster.base import Assigner
-from .exceptions import ArtifactError, InputError
-
-NOISE_NAME = "Outliers"
+from segmint import model_types, preprocess, signing
+from segmint._version import __version__
+from segmint.cluster.base import Assigner
+from segmint.exceptions import ArtifactError, InputError
+from segmint.explain.personas import NOISE_NAME
 
 
 def score_matrix(
@@ -121,7 +120,7 @@ class SegmentationModel:
             X, self.estimator, self.segment_names, frame["customer_id"], low_confidence=low
         )
         if self.churn is not None:
-            from .churn import churn_probability
+            from segmint.predictive.churn import churn_probability
 
             churn = self.churn
             missing = [c for c in churn["features"] if c not in frame.columns]

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .exceptions import ArtifactError
+from segmint.exceptions import ArtifactError
 
 KEY_ENV = "SEGMINT_SIGNING_KEY"
 KEY_FILE_ENV = "SEGMINT_KEY_FILE"

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .metrics import knee
+from segmint.evaluate.metrics import knee
 
 CRITERIA = ("silhouette", "calinski_harabasz", "davies_bouldin", "elbow")
 MIN_SEGMENT_CUSTOMERS = 2

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from ..exceptions import SegmintError
-from .select_k import MIN_SEGMENT_CUSTOMERS
+from segmint.evaluate.select_k import MIN_SEGMENT_CUSTOMERS
+from segmint.exceptions import SegmintError
 
 UNSTABLE = 0.6
 

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import Settings
-from .anomalies import Anomalies, detect_anomalies
-from .drivers import Drivers, explain_drivers
-from .personas import build_personas
-from .profiles import profile_segments
-from .stats import GroupTests, compare_groups
+from segmint.config import Settings
+from segmint.explain.anomalies import Anomalies, detect_anomalies
+from segmint.explain.drivers import Drivers, explain_drivers
+from segmint.explain.personas import build_personas
+from segmint.explain.profiles import profile_segments
+from segmint.explain.stats import GroupTests, compare_groups
 
 __all__ = ["Insights", "explain", "headline"]
 
@@ -70,7 +70,7 @@ def explain(
 
     revenue = settings.personas.value_column or ("monetary" if "monetary" in frame else None)
     if revenue is not None and revenue not in frame:
-        from ..exceptions import ConfigError
+        from segmint.exceptions import ConfigError
 
         raise ConfigError(
             [f"personas.value_column: no column {revenue!r}; have {', '.join(frame.columns)}"]

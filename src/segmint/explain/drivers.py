@@ -37,7 +37,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import accuracy_score, make_scorer
 from sklearn.model_selection import train_test_split
 
-from ..exceptions import SegmintError
+from segmint.exceptions import SegmintError
 
 EARLY_STOPPING_MIN = 10  # training customers per segment for a stratified 10% validation
 
@@ -214,7 +214,7 @@ def _importance_table(
         for j, f in enumerate(features):
             rows.append(
                 dict(
-                    scope=label,
+                    scope=str(label),  # one type: "all" or the segment label as text
                     feature=f,
                     importance=float(mean[j]),
                     ci_low=float(mean[j] - t * sd[j]),

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ..exceptions import InputError
-from .stats import SPEARMAN_BOUNDS, compare_groups, effect_label, holm
+from segmint.exceptions import InputError
+from segmint.explain.stats import SPEARMAN_BOUNDS, compare_groups, effect_label, holm
 
 
 @dataclass

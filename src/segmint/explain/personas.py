@@ -34,9 +34,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import STRATEGY_FIELDS, Personas
-from ..model import NOISE_NAME
-from .stats import GroupTests
+from segmint.config import STRATEGY_FIELDS, Personas
+from segmint.explain.stats import GroupTests
+
+# the name of the customers no segment takes (noise, segment -1)
+NOISE_NAME = "Outliers"
+
 
 # Words for a feature being clearly above / below the base.
 TRAITS: dict[str, tuple[str, str]] = {

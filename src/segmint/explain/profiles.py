@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..features.rfm import rfm_name
+from segmint.features.rfm import rfm_name
 
 
 def profile_segments(

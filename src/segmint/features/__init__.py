@@ -1,5 +1,5 @@
 """Per-customer features: RFM and behaviour from order lines, attributes from customer tables."""
 
-from .build import CustomerFeatures, build_features
+from segmint.features.build import CustomerFeatures, build_features
 
 __all__ = ["CustomerFeatures", "build_features"]

@@ -8,15 +8,15 @@ from typing import Any
 
 import pandas as pd
 
-from ..clean import CleanTransactions
-from ..config import Clv
-from ..customers import CleanCustomers
-from ..exceptions import InputError
-from ..io import temp_name, to_pandas
-from . import behaviour
-from .clv import ModelError, customer_clv
-from .clv_summary import clv_summary
-from .rfm import rfm_scores
+from segmint.config import Clv
+from segmint.data.clean_customers import CleanCustomers
+from segmint.data.clean_lines import CleanTransactions
+from segmint.data.readers import temp_name, to_pandas
+from segmint.exceptions import InputError
+from segmint.features import behaviour
+from segmint.features.clv import ModelError, customer_clv
+from segmint.features.clv_summary import clv_summary
+from segmint.features.rfm import rfm_scores
 
 # Behaviour features meaningful for every customer: segmented on by default (with the top
 # category shares) and the churn model's inputs. ``distinct_products`` needs a product column.

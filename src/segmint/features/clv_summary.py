@@ -25,7 +25,7 @@ end ``calibration_end`` (a run's ``observation_end``: purchases strictly before 
 default midnight after the last order's day). Its last observed day ``D`` is the day of the
 last instant before it: the day before ``calibration_end`` when that is a midnight (the usual
 case), else the day ``calibration_end`` falls on. ``segmint clv --calibration-end`` names
-``D`` itself (see ``segmint.analyses.validate_clv``).
+``D`` itself (see ``segmint.pipeline.clv.validate_clv``).
 
 Per customer with a purchase before ``calibration_end``:
 
@@ -47,7 +47,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from ..io import to_pandas
+from segmint.data.readers import to_pandas
 
 DAY = 86_400
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from ..exceptions import SegmintError
+from segmint.exceptions import SegmintError
 
 
 class ModelError(SegmintError):

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..evaluate.metrics import knee
+from segmint.evaluate.metrics import knee
 
 PALETTE = [
     "#1f77b4",

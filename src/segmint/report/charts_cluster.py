@@ -107,7 +107,7 @@ def methods_scatter(emb: Any, method_labels: dict[str, Any]) -> go.Figure:
     """The same customers in the same PCA plane, coloured by each method's segments."""
     from plotly.subplots import make_subplots
 
-    from .charts import _color
+    from segmint.report.charts import _color
 
     names = list(method_labels)
     cols = 3
@@ -135,7 +135,7 @@ def methods_scatter(emb: Any, method_labels: dict[str, Any]) -> go.Figure:
 
 def methods_scatter_3d(emb: Any, method_labels: dict[str, Any]) -> go.Figure | None:
     """One interactive 3D PCA scatter; a menu switches the colouring between methods."""
-    from .charts import _color
+    from segmint.report.charts import _color
 
     names = list(method_labels)
     if not names:

@@ -9,13 +9,13 @@ import jinja2
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from ..evaluate.select_k import __doc__ as RULE_DOC
-from ..explain.personas import num, pct
-from ..store import finite
-from . import charts, charts_cluster
+from segmint.evaluate.select_k import __doc__ as RULE_DOC
+from segmint.explain.personas import num, pct
+from segmint.report import charts, charts_cluster
+from segmint.results import finite
 
 if TYPE_CHECKING:
-    from ..pipeline import RunResult
+    from segmint.results import RunResult
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("segmint", "report/templates"),
@@ -58,7 +58,7 @@ def figures(result: RunResult) -> dict[str, go.Figure]:
         "heatmap": charts.heatmap(segs, feats) if feats else None,
         "scatter_2d": charts.scatter(result.embedding_sample, names, three_d=False),
         "scatter_3d": charts.scatter(result.embedding_sample, names, three_d=True),
-        "quarantine": charts.quarantine(result.manifest["rows"]["quarantined"]),
+        "quarantine": charts.quarantine(result.manifest.rows.quarantined),
         "distributions": charts.distributions(
             result.customers, segs, _distribution_features(result), seed=result.settings.seed
         ),
@@ -74,7 +74,7 @@ def figures(result: RunResult) -> dict[str, go.Figure]:
     if "linkage" in diag:
         out["dendrogram"] = charts_cluster.dendrogram(diag["linkage"], result.k)
     if "stability_jaccard" in segs:
-        from ..evaluate.stability import UNSTABLE
+        from segmint.evaluate.stability import UNSTABLE
 
         out["stability"] = charts_cluster.stability(segs, UNSTABLE)
     if result.comparison is not None:
@@ -108,7 +108,9 @@ def write_charts(result: RunResult, folder: Path) -> list[Path]:
 
 
 def render_report(result: RunResult) -> str:
-    m = finite(result.manifest)  # NaN (e.g. an undefined standard error) → None
+    # the template reads the manifest as JSON data; an undefined number (None, NaN) is absent
+    # or None there, so `is defined` and `if` both test it
+    m = finite(result.manifest.model_dump(mode="json", exclude_none=True))
     segs = result.segments
     feats = result.features.numeric
     profile_cols = ["segment", "segment_name", "size", "share_customers"]

@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..explain.personas import num, pct
+from segmint.explain.personas import num, pct
 
 if TYPE_CHECKING:
-    from ..pipeline import RunResult
+    from segmint.results import RunResult
 
 
 _MARKUP = re.compile(r"[\\`\[\]<>|]")
@@ -40,11 +40,11 @@ def render_summary(result: RunResult) -> str:
     m = result.manifest
     h = result.insights.headline
     segs = result.segments
-    rows = m["rows"]
+    rows = m.rows
     lines = [
-        f"# Customer segments: {m['k']} segments of {m['customers']:,} customers",
+        f"# Customer segments: {m.k} segments of {m.customers:,} customers",
         "",
-        f"segmint {m['version']} · config {m['config_hash']} · {m['created']}",
+        f"segmint {m.version} · config {m.config_hash} · {m.created.isoformat()}",
         "",
     ]
     facts = [f"**{h['customers']:,}** customers", f"**{h['segments']}** segments"]
@@ -63,7 +63,7 @@ def render_summary(result: RunResult) -> str:
                 f"({pct(item['share_customers'])} of customers), {what} {num(item['value'])}. "
                 f"{md(item['action'])}"
             )
-    lines += ["", f"Why {m['k']} segments: {md(m['selection']['reason'])}", "", "## Segments", ""]
+    lines += ["", f"Why {m.k} segments: {md(m.selection.reason)}", "", "## Segments", ""]
     header = ["#", "name", "customers"]
     has_rev = "share_revenue" in segs
     if has_rev:
@@ -87,7 +87,7 @@ def render_summary(result: RunResult) -> str:
         )
         extra = []
         if "expected_churn_rate" in segs:
-            days = (m.get("churn") or {}).get("horizon_days", "")
+            days = (m.churn or {}).get("horizon_days", "")
             extra.append(f"churn risk ({days} days) {pct(s.expected_churn_rate)}")
         if "clv_total" in segs:
             extra.append(f"predicted CLV {num(s.clv_total)}")
@@ -95,11 +95,11 @@ def render_summary(result: RunResult) -> str:
             text = "; ".join(extra)
             lines.append(f"  {md(text[:1].upper() + text[1:])}.")
         lines.append("")
-    q = rows["quarantined"]
+    q = rows.quarantined
     lines += [
         "## Data",
         "",
-        f"{rows['read']:,} rows read = {rows['kept']:,} kept + {sum(q.values()):,} quarantined"
+        f"{rows.read:,} rows read = {rows.kept:,} kept + {sum(q.values()):,} quarantined"
         + (" (" + ", ".join(f"{md(r)}: {n:,}" for r, n in q.items()) + ")" if q else "")
         + ". Every rejected row is in `quarantine.parquet` with its reason.",
         "",

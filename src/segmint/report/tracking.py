@@ -6,10 +6,10 @@ from pathlib import Path
 
 from plotly.offline import get_plotlyjs
 
-from .._version import __version__
-from ..temporal import PSI_MAJOR, PSI_MODERATE, Tracking
-from . import charts
-from .html import _ENV, _div
+from segmint._version import __version__
+from segmint.report import charts
+from segmint.report.html import _ENV, _div
+from segmint.tracking.snapshots import PSI_MAJOR, PSI_MODERATE, Tracking
 
 SANKEY_STEPS = 6
 

@@ -369,13 +369,19 @@ def _jsonable(value: Any, where: str) -> Any:
     raise TypeError(f"{where}: a {type(value).__name__} cannot be stored as JSON")
 
 
-def _check_inputs(inputs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _check_inputs(
+    inputs: Sequence[Mapping[str, Any]], *, hashed: bool = True
+) -> list[dict[str, Any]]:
+    """Each input needs a ``path``; a finished run's inputs also need their ``sha256`` (a
+    running one may not have read them yet)."""
+    keys = ("path", "sha256") if hashed else ("path",)
     checked = []
     for position, item in enumerate(inputs):
         if not isinstance(item, Mapping) or not all(
-            isinstance(item.get(key), str) and item.get(key) for key in ("path", "sha256")
+            isinstance(item.get(key), str) and item.get(key) for key in keys
         ):
-            raise ValueError(f"inputs[{position}] needs a 'path' and a 'sha256' string: {item!r}")
+            need = "a 'path' and a 'sha256' string" if hashed else "a 'path' string"
+            raise ValueError(f"inputs[{position}] needs {need}: {item!r}")
         checked.append(_jsonable(item, f"inputs[{position}]"))
     return checked
 
@@ -838,11 +844,14 @@ class Registry:
         config_hash: str | None,
         name: str | None = None,
         tags: Iterable[str] = (),
+        run_id: str | None = None,
     ) -> RunRecord:
         """Register a new run as ``running``, owned by this process (pid, host, start time).
 
         ``folder`` is stored as an absolute path. ``tags`` move to the new run if another run
-        holds them (a tag names at most one run).
+        holds them (a tag names at most one run). ``run_id`` (from ``new_run_id``) lets the
+        caller name the run's folder after it before registering; by default one is minted.
+        Inputs need a ``path``; their ``sha256`` may come with ``succeed``.
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -853,7 +862,7 @@ class Registry:
             "status": "running",
             "created": datetime.now(UTC),
             "name": _check_name(name),
-            "inputs": _check_inputs(inputs),
+            "inputs": _check_inputs(inputs, hashed=False),
             "config": _jsonable(dict(config), "config"),
             "config_hash": config_hash,
             "metrics": {},
@@ -863,16 +872,20 @@ class Registry:
             "proc_start": process_start_token(pid),
         }
 
+        given = None if run_id is None else _normalise_id(run_id)
+
         def insert(conn: Connection) -> RunRecord:
-            run_id = new_run_id()
-            conn.execute(_runs.insert().values(id=run_id, **values))
+            new_id = given or new_run_id()
+            conn.execute(_runs.insert().values(id=new_id, **values))
             for tag in tag_list:
-                self._backend.upsert_tag(conn, tag, run_id)
-            record = self._by_id(conn, run_id)
+                self._backend.upsert_tag(conn, tag, new_id)
+            record = self._by_id(conn, new_id)
             assert record is not None
             return record
 
         self._ready()  # migrate outside the retry below: it is for id collisions only
+        if given is not None:
+            return self._write(insert)  # a caller's id that exists already is an error
         for _attempt in range(4):
             try:
                 return self._write(insert)
@@ -907,14 +920,18 @@ class Registry:
         k: int | None = None,
         customers: int | None = None,
         metrics: Mapping[str, Any] | None = None,
+        inputs: Sequence[Mapping[str, Any]] | None = None,
     ) -> RunRecord:
-        """Mark a running run succeeded (call only once its folder is complete and in place)."""
+        """Mark a running run succeeded (call only once its folder is complete and in place);
+        ``inputs`` replaces the inputs given to ``begin`` with what was read (their hashes)."""
         values: dict[str, Any] = {
             "k": None if k is None else int(k),
             "customers": None if customers is None else int(customers),
         }
         if metrics is not None:
             values["metrics"] = _jsonable(dict(metrics), "metrics")
+        if inputs is not None:
+            values["inputs"] = _check_inputs(inputs)
         return self._finish(run_id, "succeeded", values)
 
     @_guarded

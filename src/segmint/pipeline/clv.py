@@ -1,89 +1,21 @@
-"""Analyses beside segmentation, each a thin orchestration over ``ingest`` and one stage:
-``analyze_effect`` (does an attribute change an outcome?), ``validate_clv`` (fit the CLV
-models on a calibration period and compare predictions with a holdout period) and
-``track_segments`` (segments, migration and drift over snapshots).
-
-Like ``pipeline.run`` these read only through ``ingest`` and write nothing.
-"""
+"""``segmint clv``: fit BG/NBD + Gamma-Gamma on a calibration period and compare their
+predictions with a holdout period. Reads through ``ingest``; writes nothing."""
 
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import io
-from .config import Settings
-from .exceptions import InputError
-from .explain.effect import EffectResult, attribute_effect
-from .features.clv import BetaGeo, GammaGamma
-from .features.clv_summary import clv_summary
-from .ingest import Ingested, ingest
-from .pipeline import RunResult, run
-from .temporal import Tracking, snapshot_dates, track
-
-
-def analyze_effect(
-    data: Any,
-    by: str,
-    on: list[str],
-    settings: Settings | None = None,
-    *,
-    order: list[str] | None = None,
-    bins: int = 5,
-) -> tuple[EffectResult, Ingested]:
-    """Read a customer table (with ``settings.derive`` columns) and test the effect of ``by``
-    on each outcome in ``on`` (see ``segmint.explain.effect``)."""
-    settings = (settings or Settings()).merged({"kind": "customers"})
-    con = io.connect(memory_limit=settings.memory_limit)
-    ing = ingest([data], settings, con)
-    assert ing.customers is not None
-    frame = ing.customers.frame
-    result = attribute_effect(
-        frame,
-        by,
-        on,
-        order=order,
-        bins=bins,
-        alpha=settings.explain.alpha,
-        posthoc_sample=settings.explain.posthoc_sample,
-        seed=settings.seed,
-        source=ing.inputs[0]["path"],
-    )
-    return result, ing
-
-
-@dataclass
-class ClvValidation:
-    """BG/NBD + Gamma-Gamma fitted on a calibration period and checked on a holdout.
-
-    Attributes
-    ----------
-    params : DataFrame
-        model, param, estimate, se, ci_low, ci_high.
-    diagnostics : dict
-        Per model: convergence, Hessian, warnings; plus the holdout totals and errors.
-    holdout : DataFrame
-        By calibration repeat purchases (0 .. 6, "7+"): customers, mean actual and mean
-        predicted holdout purchases.
-    customers : DataFrame
-        Per customer: summary (x, t_x, T, m), holdout_x, predicted, p_alive.
-    calibration_end, holdout_end : datetime
-        The last day of the calibration period and of the holdout (both inclusive; midnight
-        starting that day).
-    """
-
-    params: pd.DataFrame
-    diagnostics: dict[str, Any]
-    holdout: pd.DataFrame
-    customers: pd.DataFrame
-    calibration_end: _dt.datetime
-    holdout_end: _dt.datetime
-    time_unit: str
-    ingested: Ingested
+from segmint.config import Settings
+from segmint.data import readers
+from segmint.data.ingest import Ingested, ingest
+from segmint.exceptions import InputError
+from segmint.features.clv import BetaGeo, GammaGamma
+from segmint.features.clv_summary import clv_summary
+from segmint.results import ClvValidation
 
 
 def validate_clv(
@@ -106,8 +38,17 @@ def validate_clv(
     columns) on the same orders with ``observation_end`` the day after ``calibration_end``.
     """
     settings = (settings or Settings()).merged({"kind": "transactions"})
-    con = io.connect(memory_limit=settings.memory_limit)
-    ing = ingest([data], settings, con)
+    with readers.engine(memory_limit=settings.memory_limit) as con:
+        ing = ingest([data], settings, con)
+        return _validate(ing, calibration_end, holdout_end, settings)
+
+
+def _validate(
+    ing: Ingested,
+    calibration_end: _dt.date,
+    holdout_end: _dt.date | None,
+    settings: Settings,
+) -> ClvValidation:
     assert ing.transactions is not None
     lines = ing.transactions.lines
     path = ing.inputs[0]["path"]
@@ -178,35 +119,5 @@ def validate_clv(
         calibration_end=cal_day.to_pydatetime(),
         holdout_end=hold_day.to_pydatetime(),
         time_unit=settings.clv.time_unit,
-        ingested=ing,
+        inputs=ing.inputs,
     )
-
-
-def track_segments(
-    settings: Settings,
-    every: str,
-    *,
-    refit: bool = False,
-    progress: Any = None,
-) -> tuple[Tracking, RunResult]:
-    """Fit the run's model on all of ``settings.inputs`` (order lines), then follow the
-    segments over monthly or quarterly snapshots (see ``segmint.temporal``)."""
-    result = run(settings, progress=progress)
-    tx = result.ingested.transactions
-    if tx is None:
-        raise InputError(
-            "tracking segments over time needs order lines (with dates); got a customer table.",
-            path=", ".join(i["path"] for i in result.ingested.inputs),
-        )
-    first = tx.span()[0]
-    end = result.features.observation_end
-    dates = snapshot_dates(first, end, every)
-    tracking = track(
-        tx,
-        result.model,
-        dates,
-        refit=refit,
-        lapsed_days=settings.churn.horizon_days,
-        seed=settings.seed,
-    )
-    return tracking, result

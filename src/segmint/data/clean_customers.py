@@ -15,12 +15,12 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from . import numeric as num
-from . import parsing
-from .config import Cleaning
-from .exceptions import InputError
-from .io import ROW, Source
-from .schema import ColumnMap
+from segmint.config import Cleaning
+from segmint.data import numeric as num
+from segmint.data import parsing
+from segmint.data.readers import ROW, Source
+from segmint.data.schema import ColumnMap
+from segmint.exceptions import InputError
 
 MAX_LEVELS = 50
 

@@ -12,6 +12,8 @@ import csv
 import gzip
 import weakref
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from .exceptions import ConfigError, InputError
+from segmint.exceptions import ConfigError, InputError
 
 ROW = "_row"
 MAX_COLUMNS = 1000
@@ -47,8 +49,31 @@ class Source:
         return int(self.table.count().execute())
 
 
+@contextmanager
+def engine(memory_limit: str | None = None) -> Iterator[ibis.BaseBackend]:
+    """A DuckDB backend for one piece of work, closed on exit with its compressed store
+    (``materialise``) removed: a long-lived process (the API server) leaks neither memory,
+    file handles nor temporary directories, whatever the garbage collector does."""
+    con = connect(memory_limit=memory_limit)
+    try:
+        yield con
+    finally:
+        close(con)
+
+
+def close(con: ibis.BaseBackend) -> None:
+    """Disconnect ``con`` and remove its private store folder now."""
+    remove = _STORES.pop(con, None)
+    try:
+        con.disconnect()
+    finally:
+        if remove is not None:
+            remove()
+
+
 def connect(threads: int | None = None, memory_limit: str | None = None) -> ibis.BaseBackend:
-    """An in-process DuckDB backend (spills to a temp directory when memory runs short)."""
+    """An in-process DuckDB backend (spills to a temp directory when memory runs short).
+    Prefer ``engine()``, which closes it."""
     config: dict = {}
     if threads:
         config["threads"] = threads
@@ -357,6 +382,8 @@ def to_pandas(expr: ir.Table) -> pd.DataFrame:
 
 
 STORE = "segmint_store"
+# each connection's store-removal finaliser: ``close`` calls it, the collector otherwise
+_STORES: weakref.WeakKeyDictionary[ibis.BaseBackend, weakref.finalize] = weakref.WeakKeyDictionary()
 
 
 def materialise(con: ibis.BaseBackend, expr: ir.Table, stem: str) -> ir.Table:
@@ -377,13 +404,13 @@ def materialise(con: ibis.BaseBackend, expr: ir.Table, stem: str) -> ir.Table:
         f"SELECT count(*) FROM duckdb_databases() WHERE database_name = '{STORE}'"
     ).fetchone()[0]
     if not attached:
-        from .locks import private_temp_dir
+        from segmint.locks import private_temp_dir
 
         # segmint-store-<pid>-…: removed with the connection, at exit (SIGINT/SIGTERM too),
         # or, after a SIGKILL, by the next segmint process (its lock is free then)
         folder, remove = private_temp_dir("segmint-store-")
         con.raw_sql(f"ATTACH '{Path(folder) / 'store.duckdb'}' AS {STORE}")
-        weakref.finalize(con, remove)
+        _STORES[con] = weakref.finalize(con, remove)  # close() runs it at once
     return con.create_table(name, expr, database=(STORE, "main"))
 
 

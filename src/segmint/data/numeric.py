@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
-from .exceptions import InputError
-from .io import ROW
-from .parsing import text, value_at
+from segmint.data.parsing import text, value_at
+from segmint.data.readers import ROW
+from segmint.exceptions import InputError
 
 MAX_ABS = 1e15
 

@@ -13,8 +13,8 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from .exceptions import InputError
-from .io import ROW
+from segmint.data.readers import ROW
+from segmint.exceptions import InputError
 
 # Tried together; ISO is handled by a plain cast. When day-first and month-first parse the
 # same values, the whole column decides, and if it cannot, the user is asked.

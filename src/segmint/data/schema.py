@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .exceptions import InputError
+from segmint.exceptions import InputError
 
 REQUIRED_TX = ("customer_id", "ts")  # no order id: each customer timestamp is one order
 OPTIONAL_TX = ("product_id", "category", "channel", "country")

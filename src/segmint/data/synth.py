@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .exceptions import InputError
+from segmint.exceptions import InputError
 
 START = np.datetime64("2024-01-01T00:00:00")
 DAYS = 730  # two years of history, ending 2025-12-31

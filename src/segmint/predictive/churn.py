@@ -32,15 +32,15 @@ from sklearn.calibration import calibration_curve
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import brier_score_loss, precision_score, recall_score, roc_auc_score
 
-from .clean import CleanTransactions
-from .config import Churn
-from .exceptions import SegmintError
-from .features import build_features
-from .features.build import BEHAVIOUR
-from .features.clv import BetaGeo, ModelError
-from .features.clv_summary import clv_summary
-from .io import temp_name
-from .parsing import hash64
+from segmint.config import Churn
+from segmint.data.clean_lines import CleanTransactions
+from segmint.data.parsing import hash64
+from segmint.data.readers import temp_name
+from segmint.exceptions import SegmintError
+from segmint.features import build_features
+from segmint.features.build import BEHAVIOUR
+from segmint.features.clv import BetaGeo, ModelError
+from segmint.features.clv_summary import clv_summary
 
 FEATURES = BEHAVIOUR
 

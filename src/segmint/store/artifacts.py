@@ -16,25 +16,21 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import ibis
-import ibis.expr.types as ir
 import pandas as pd
 import yaml
 
-from .csvsafe import neutralise_table, write_csv
-from .digest import file_sha256
-from .folders import Kind, reserve, writing
-from .io import ROW
+from segmint.digest import file_sha256
+from segmint.results import Artifact, finite
+from segmint.store.csvsafe import neutralise_table, write_csv
+from segmint.store.folders import Kind, reserve, writing
+from segmint.store.loading import QUARANTINE
+from segmint.store.tables import TABLES, write_tables
 
 if TYPE_CHECKING:
-    from .analyses import ClvValidation
-    from .config import Settings
-    from .explain.effect import EffectResult
-    from .ingest import Ingested
-    from .pipeline import RunResult
-    from .temporal import Tracking
+    from segmint.config import Settings
+    from segmint.explain.effect import EffectResult
+    from segmint.results import ClvValidation, RunResult, Tracking
 
-QUARANTINE = "quarantine.parquet"
 # Files hashed into the manifest (written last): predict refuses a model.skops that does not
 # match, i.e. a folder mixing two runs' files. The signature sidecar is not hashed: it
 # authenticates model.skops itself, and `segmint trust` rewrites it on purpose.
@@ -62,6 +58,7 @@ RUN = Kind(
             "report.html",
             "summary.md",
             "charts",
+            TABLES,
         }
     ),
 )
@@ -99,9 +96,6 @@ def write_run_files(result: RunResult, out: Path) -> None:
     hashes of the artifacts."""
     out.mkdir(exist_ok=True)
     customers = result.customers
-    cats = [c for c in customers.columns if isinstance(customers[c].dtype, pd.CategoricalDtype)]
-    if cats:
-        customers = customers.assign(**{c: customers[c].astype("string") for c in cats})
     # The two large files are written by Arrow (which releases the GIL) on a thread while
     # the rest of the run folder is written here: at 1M customers the CSV alone takes ~2.4 s.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -109,12 +103,12 @@ def write_run_files(result: RunResult, out: Path) -> None:
         _write_rest(result, out)
         big.result()  # re-raises a write error
     artifacts = {
-        n: {"sha256": file_sha256(out / n), "bytes": (out / n).stat().st_size}
+        n: Artifact(sha256=file_sha256(out / n), bytes=(out / n).stat().st_size)
         for n in ARTIFACTS
         if (out / n).is_file()
     }
-    text = json.dumps(finite({**result.manifest, "artifacts": artifacts}), indent=2, default=str)
-    _text(out / "manifest.json", text)
+    manifest = result.manifest.model_copy(update={"artifacts": artifacts})
+    _text(out / "manifest.json", manifest.to_json())
 
 
 def _write_rest(result: RunResult, out: Path) -> None:
@@ -129,23 +123,33 @@ def _write_rest(result: RunResult, out: Path) -> None:
         _csv(ins.drivers.importance, out / "drivers.csv")
     _csv(ins.anomalies.top, out / "anomalies.csv")
     _csv(result.k_selection, out / "k_selection.csv")
-    with _naming(out / QUARANTINE):
-        write_quarantine(result.ingested, out / QUARANTINE)
+    write_quarantine(result.quarantine, out / QUARANTINE)
+    write_tables(result, out / TABLES)
     with _naming(out / "model.skops"):
         result.model.save(out / "model.skops")
     config = yaml.safe_dump(result.settings.model_dump(mode="json"), sort_keys=False)
     _text(out / "config.yaml", config)
-    from .report import write_report, write_summary
+    from segmint.report import write_report, write_summary
 
     with _naming(out / "report.html"):
         write_report(result, out / "report.html")
     with _naming(out / "summary.md"):
         write_summary(result, out / "summary.md")
     if result.settings.report_charts:
-        from .report.html import write_charts
+        from segmint.report.html import write_charts
 
         with _naming(out / "charts"):
             write_charts(result, out / "charts")
+
+
+def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
+    """The rejected rows (source, ``_row``, original values as text, reason) as Parquet."""
+    _parquet(quarantine, path)
+
+
+def _parquet(df: pd.DataFrame, path: Path) -> None:
+    with _naming(path):
+        df.to_parquet(path, index=False)
 
 
 def _text(path: Path, text: str) -> None:
@@ -159,15 +163,24 @@ def _csv(df: pd.DataFrame, path: Path, index_label: str | None = None) -> None:
 
 
 def _write_customers(customers: pd.DataFrame, out: Path) -> None:
+    """customers.parquet keeps every dtype (categories too: a loaded run equals the fresh
+    one); customers.csv gets categories as text (Arrow's CSV writer takes no dictionaries)
+    and formula-safe cells."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(customers, preserve_index=False)
     with _naming(out / "customers.parquet"):
         pq.write_table(table, out / "customers.parquet")
+    for i, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type):
+            table = table.set_column(i, f.name, pc.cast(table.column(i), f.type.value_type))
     with _naming(out / "customers.csv"):  # ~5x pandas' writer at 1M rows
-        pacsv.write_csv(neutralise_table(table), str(out / "customers.csv"))
+        pacsv.write_csv(
+            neutralise_table(table.replace_schema_metadata()), str(out / "customers.csv")
+        )
 
 
 @contextmanager
@@ -192,17 +205,6 @@ def _errno_of(exc: BaseException) -> int:
     return errno.ENOSPC if "no space left" in str(exc).lower() else errno.EIO
 
 
-def finite(obj: Any) -> Any:
-    """JSON has no NaN: undefined numbers become null (strict parsers reject ``NaN``)."""
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [finite(v) for v in obj]
-    return obj
-
-
 def save_effect(result: EffectResult, out: Path) -> Path:
     """``analyze effect`` tables: effect.csv, posthoc.csv, groups.csv (atomically)."""
     with writing(out, EFFECT) as part:
@@ -215,7 +217,7 @@ def save_effect(result: EffectResult, out: Path) -> Path:
 def save_clv(res: ClvValidation, out: Path) -> Path:
     """``segmint clv`` results: parameters + diagnostics (JSON), the holdout table and chart,
     per-customer predictions (atomically)."""
-    from .report.charts import clv_holdout
+    from segmint.report.charts import clv_holdout
 
     payload = {
         "calibration_end": res.calibration_end.isoformat(),
@@ -242,8 +244,8 @@ def save_tracking(
 ) -> Path:
     """``segmint track`` results: tables, ``track.json``, ``track_report.html`` and, given
     ``run``, the fitted run in ``run/`` — one folder, written atomically."""
-    from .report.tracking import write_tracking_report
-    from .temporal import summary
+    from segmint.report.tracking import write_tracking_report
+    from segmint.tracking.snapshots import summary
 
     with writing(out, TRACK) as part:
         if run is not None:
@@ -261,45 +263,3 @@ def save_tracking(
         text = json.dumps(finite(info), indent=2)
         _text(part / "track.json", text)
     return Path(out)
-
-
-def write_quarantine(ing: Ingested, path: Path) -> int:
-    """All rejected rows of all inputs: source, _row, original columns as text, reason."""
-    parts: list[ir.Table] = []
-    if ing.transactions is not None:
-        q = ing.transactions.quarantine_table()
-        parts.append(q.mutate(source=ibis.literal(ing.transactions.source.path)))
-    if ing.customers is not None and len(ing.customers.rejected):
-        df = ing.customers.quarantine_frame()
-        df["source"] = ing.customers.source.path
-        parts.append(ibis.memtable(df))
-    if not parts:
-        empty = pd.DataFrame(
-            {
-                "source": pd.Series(dtype="string"),
-                ROW: pd.Series(dtype="int64"),
-                "reason": pd.Series(dtype="string"),
-            }
-        )
-        empty.to_parquet(path, index=False)
-        return 0
-    columns: list[str] = ["source", ROW]
-    for p in parts:
-        columns += [c for c in p.columns if c not in columns and c != "reason"]
-    columns.append("reason")
-    aligned = []
-    for p in parts:
-        sel = {}
-        for c in columns:
-            if c in p.columns:
-                sel[c] = p[c].cast("int64") if c == ROW else p[c].cast("string")
-            else:
-                sel[c] = ibis.null("int64" if c == ROW else "string")
-        aligned.append(p.select(**sel))
-    table = aligned[0] if len(aligned) == 1 else ibis.union(*aligned)
-    if ing.transactions is not None:
-        # The transactions' backend executes; memtables are registered on it automatically.
-        ing.transactions.source.table.get_backend().to_parquet(table, str(path))
-    else:
-        table.to_pandas().to_parquet(path, index=False)
-    return int(sum(sum(i["rows"]["quarantined"].values()) for i in ing.inputs))

@@ -37,10 +37,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from ..config import Clustering
-from ..exceptions import SegmintError
-from . import metrics
-from .stability import bootstrap_stability
+from segmint.config import Clustering
+from segmint.evaluate import metrics
+from segmint.evaluate.stability import bootstrap_stability
+from segmint.exceptions import SegmintError
 
 MAX_NOISE = 0.2
 MIN_STABILITY = 0.7
@@ -71,8 +71,8 @@ def compare_methods(
     progress: Callable[[str], None] | None = None,
 ) -> Comparison:
     """Fit every method in ``methods`` on ``X`` and apply the rule of the module doc."""
-    from ..cluster.base import require_customers
-    from ..cluster.registry import make_segmenter, refit_factory
+    from segmint.cluster.base import require_customers
+    from segmint.cluster.registry import make_segmenter, refit_factory
 
     rng = np.random.default_rng(seed + 17)
     n = len(X)

@@ -11,16 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 import pandas as pd
 
-from . import io
-from .clean import CleanTransactions, clean_transactions
-from .config import Settings
-from .customers import CleanCustomers, clean_customers
-from .derive import derive_columns
-from .digest import fingerprint
-from .exceptions import ConfigError, InputError
-from .schema import ColumnMap, auto_map, detect_kind, may_be_order_lines
+from segmint.config import Settings
+from segmint.data import readers
+from segmint.data.clean_customers import CleanCustomers, clean_customers
+from segmint.data.clean_lines import CleanTransactions, clean_transactions
+from segmint.data.derive import derive_columns
+from segmint.data.readers import ROW
+from segmint.data.schema import ColumnMap, auto_map, detect_kind, may_be_order_lines
+from segmint.digest import fingerprint
+from segmint.exceptions import ConfigError, InputError
 
 
 @dataclass
@@ -45,20 +47,20 @@ def source_from(
     con: ibis.BaseBackend,
     name: str = "dataframe",
     delimiter: str | None = None,
-    max_columns: int = io.MAX_COLUMNS,
-) -> io.Source:
+    max_columns: int = readers.MAX_COLUMNS,
+) -> readers.Source:
     if isinstance(data, pd.DataFrame):
         if data.empty:
             raise InputError("the DataFrame has no rows.", path=name)
         df = data.copy()
         df.columns = [str(c) for c in df.columns]
-        io.check_columns(list(df.columns), name, max_columns)
+        readers.check_columns(list(df.columns), name, max_columns)
         for c in df.columns:
             if df[c].dtype == object:
                 df[c] = df[c].astype("string")
-        table = io.register_frame(con, df, "frame")
-        return io.Source(name, "dataframe", table, list(df.columns))
-    return io.read(str(data), con, delimiter=delimiter, max_columns=max_columns)
+        table = readers.register_frame(con, df, "frame")
+        return readers.Source(name, "dataframe", table, list(df.columns))
+    return readers.read(str(data), con, delimiter=delimiter, max_columns=max_columns)
 
 
 def ingest(
@@ -162,7 +164,7 @@ def ingest(
     return out
 
 
-def _check_mapping(overrides: dict[str, str], sources: list[io.Source]) -> None:
+def _check_mapping(overrides: dict[str, str], sources: list[readers.Source]) -> None:
     """Every column the user mapped must exist in some input: a typo is never ignored."""
     missing = [
         f"{canon}={col!r}"
@@ -178,7 +180,7 @@ def _check_mapping(overrides: dict[str, str], sources: list[io.Source]) -> None:
         )
 
 
-def _ids_repeat(src: io.Source, cmap: ColumnMap) -> bool:
+def _ids_repeat(src: readers.Source, cmap: ColumnMap) -> bool:
     """Whether some customer id occurs on more than one row (one query)."""
     col = src.table[cmap.get("customer_id")]
     agg = src.table.aggregate(n=src.table.count(), distinct=col.nunique()).execute()
@@ -205,3 +207,43 @@ def _require_something_kept(entry: dict[str, Any]) -> None:
         ),
         path=entry["path"],
     )
+
+
+def quarantine_frame(ing: Ingested) -> pd.DataFrame:
+    """Every rejected row of every input: ``source``, ``_row``, the original columns as text
+    and ``reason``, read while the engine is open (a run's result keeps no connection)."""
+    parts: list[ir.Table] = []
+    if ing.transactions is not None:
+        q = ing.transactions.quarantine_table()
+        parts.append(q.mutate(source=ibis.literal(ing.transactions.source.path)))
+    if ing.customers is not None and len(ing.customers.rejected):
+        df = ing.customers.quarantine_frame()
+        df["source"] = ing.customers.source.path
+        parts.append(ibis.memtable(df))
+    if not parts:
+        return pd.DataFrame(
+            {
+                "source": pd.Series(dtype="string"),
+                ROW: pd.Series(dtype="int64"),
+                "reason": pd.Series(dtype="string"),
+            }
+        )
+    columns: list[str] = ["source", ROW]
+    for p in parts:
+        columns += [c for c in p.columns if c not in columns and c != "reason"]
+    columns.append("reason")
+    aligned = []
+    for p in parts:
+        sel = {}
+        for c in columns:
+            if c in p.columns:
+                sel[c] = p[c].cast("int64") if c == ROW else p[c].cast("string")
+            else:
+                sel[c] = ibis.null("int64" if c == ROW else "string")
+        aligned.append(p.select(**sel))
+    table = aligned[0] if len(aligned) == 1 else ibis.union(*aligned)
+    if ing.transactions is not None:
+        # the transactions' backend executes; memtables are registered on it automatically
+        backend = ing.transactions.source.table.get_backend()
+        return backend.to_pyarrow(table.order_by(["source", ROW])).to_pandas()
+    return table.order_by(["source", ROW]).to_pandas()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from .exceptions import ConfigError
+from segmint.exceptions import ConfigError
 
 _OPS: dict[type, Callable] = {
     ast.Add: operator.add,

@@ -4,58 +4,26 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from . import io
-from .config import Settings
-from .exceptions import ArtifactError, InputError
-from .features import build_features
-from .ingest import Ingested, ingest
-from .model import SegmentationModel
+from segmint.config import Settings
+from segmint.data import readers
+from segmint.data.ingest import Ingested, ingest, quarantine_frame
+from segmint.exceptions import InputError
+from segmint.features import build_features
+from segmint.model import SegmentationModel
 
 
-@dataclass
+@dataclass(frozen=True)
 class Prediction:
+    """Scores of new customers, with the input's row accounting and its rejected rows."""
+
     scores: pd.DataFrame
-    ingested: Ingested
+    rows: dict[str, Any]
+    quarantine: pd.DataFrame
     info: dict
-
-
-def load_run_model(run_dir: str | Path) -> SegmentationModel:
-    """The model of a run folder, checked against the folder's manifest: the config hash, and
-    the model's sha256 the manifest records (a folder whose model was copied from another run,
-    or left over from an interrupted write by an older segmint, is refused)."""
-    import json
-
-    from .digest import file_sha256
-
-    d = Path(run_dir)
-    manifest = d / "manifest.json"
-    if not manifest.is_file():
-        raise ArtifactError(f"{d}: not a segmint run folder (no manifest.json).")
-    try:
-        m = json.loads(manifest.read_text())
-        expected = m["config_hash"]
-    except (ValueError, KeyError, TypeError):
-        raise ArtifactError(
-            f"{manifest}: the manifest is not valid JSON with a config_hash."
-        ) from None
-    # absent in run folders written before the hashes were recorded
-    want = ((m.get("artifacts") or {}).get("model.skops") or {}).get("sha256")
-    path = d / "model.skops"
-    if want is not None:
-        got = file_sha256(path) if path.is_file() else None
-        if got != want:
-            found = f"sha256 {got[:12]}" if got else "missing"
-            raise ArtifactError(
-                f"{path}: the file does not match the run's manifest ({found}; the manifest "
-                f"records sha256 {want[:12]}): the folder mixes files from two runs. Use the "
-                "run folder the model came from, or run 'segmint run' again into this folder."
-            )
-    return SegmentationModel.load(path, expected_hash=expected)
 
 
 def predict_detailed(
@@ -67,8 +35,14 @@ def predict_detailed(
     if observation_end:
         settings = settings.merged({"observation_end": observation_end})
     end = _dt.datetime.fromisoformat(settings.observation_end) if settings.observation_end else None
-    con = io.connect(memory_limit=settings.memory_limit)
-    ing = ingest(inputs, settings, con, reference=end)
+    with readers.engine(memory_limit=settings.memory_limit) as con:
+        ing = ingest(inputs, settings, con, reference=end)
+        return _score(model, ing, settings, end)
+
+
+def _score(
+    model: SegmentationModel, ing: Ingested, settings: Settings, end: _dt.datetime | None
+) -> Prediction:
     kinds_trained = set(model.meta.get("kinds", []))
     kinds_now = {i["kind"] for i in ing.inputs}
     if kinds_trained != kinds_now:
@@ -95,7 +69,7 @@ def predict_detailed(
             expected="the same attribute columns as the training data",
             path=", ".join(i["path"] for i in ing.inputs),
         )
-    return Prediction(model.predict_frame(feats.frame), ing, feats.info)
+    return Prediction(model.predict_frame(feats.frame), ing.rows, quarantine_frame(ing), feats.info)
 
 
 def predict(model: SegmentationModel, data: Any, **kwargs: Any) -> pd.DataFrame:

@@ -26,7 +26,6 @@ a shift ≥ ``shift_alert`` raises an alert.
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,11 +33,12 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-from .clean import CleanTransactions
-from .exceptions import SegmintError
-from .features import build_features
-from .model import SegmentationModel
-from .preprocess import transform
+from segmint.data.clean_lines import CleanTransactions
+from segmint.exceptions import SegmintError
+from segmint.features import build_features
+from segmint.model import SegmentationModel
+from segmint.preprocess import transform
+from segmint.results import Tracking
 
 PSI_MODERATE = 0.1
 PSI_MAJOR = 0.25
@@ -85,24 +85,6 @@ def psi_level(value: float) -> str:
     if not np.isfinite(value) or value < PSI_MODERATE:
         return "stable"
     return "moderate" if value < PSI_MAJOR else "major"
-
-
-@dataclass
-class Tracking:
-    """Everything ``segmint track`` writes; see the module doc."""
-
-    snapshots: list[_dt.datetime]
-    assignments: pd.DataFrame  # customer_id, snapshot, segment
-    migration: (
-        pd.DataFrame
-    )  # from_snapshot, to_snapshot, from_segment, to_segment, customers, share
-    sizes: pd.DataFrame  # snapshot, segment, segment_name, customers, revenue
-    flows: pd.DataFrame  # snapshot, new_customers, lapsed_customers, customers
-    drift: pd.DataFrame  # snapshot, feature, psi, level
-    shifts: pd.DataFrame  # snapshot, segment, shift, alert
-    alerts: list[str] = field(default_factory=list)
-    mode: str = "assign"
-    names: list[str] = field(default_factory=list)
 
 
 def _features_at(tx: CleanTransactions, at: _dt.datetime, model: SegmentationModel) -> pd.DataFrame:

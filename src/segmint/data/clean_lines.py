@@ -30,10 +30,10 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from . import numeric, parsing
-from .config import Cleaning
-from .io import ROW, Source, materialise, temp_name
-from .schema import ColumnMap, require_transaction_columns
+from segmint.config import Cleaning
+from segmint.data import numeric, parsing
+from segmint.data.readers import ROW, Source, materialise, temp_name
+from segmint.data.schema import ColumnMap, require_transaction_columns
 
 REASONS = (
     "missing_customer_id",

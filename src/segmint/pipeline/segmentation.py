@@ -1,41 +1,40 @@
-"""``run(settings)`` → ``RunResult``: the one orchestrating function behind CLI, API and report.
+"""``run(settings)`` → ``RunResult``: the segmentation flow behind the CLI, API and report.
 
-Reads nothing but through ``ingest`` and writes nothing: ``RunResult.save`` hands the result to
-``store`` (files) and ``report`` (HTML).
+Reads nothing but through ``ingest`` and writes nothing (``store.save_run`` writes the
+folder). Each stage returns new values; none changes its inputs.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import io, preprocess
-from ._version import __version__
-from .churn import ChurnResult, churn_risk
-from .cluster import ALGORITHMS, make_segmenter
-from .cluster.registry import refit_factory, refit_settings
-from .config import Settings
-from .evaluate import metrics
-from .evaluate.compare import Comparison, compare_methods
-from .evaluate.select_k import Decision
-from .evaluate.stability import bootstrap_stability, stability_per_k
-from .exceptions import SegmintError
-from .explain import Insights, explain
-from .features import CustomerFeatures, build_features
-from .features.build import DESCRIPTIVE
-from .ingest import Ingested, ingest
-from .model import SegmentationModel, score_matrix
+from segmint import preprocess
+from segmint._version import __version__
+from segmint.cluster import ALGORITHMS, make_segmenter
+from segmint.cluster.registry import refit_factory, refit_settings
+from segmint.config import Settings
+from segmint.data import readers
+from segmint.data.ingest import Ingested, ingest, quarantine_frame
+from segmint.evaluate import metrics
+from segmint.evaluate.stability import bootstrap_stability, stability_per_k
+from segmint.exceptions import SegmintError
+from segmint.explain import Insights, explain
+from segmint.features import CustomerFeatures, build_features
+from segmint.features.build import DESCRIPTIVE
+from segmint.model import SegmentationModel, score_matrix
+from segmint.pipeline.compare import Comparison, compare_methods
+from segmint.predictive.churn import ChurnResult, churn_risk
+from segmint.results import MethodComparison, RunManifest, RunResult
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, str], None]  # (stage, detail)
@@ -44,55 +43,8 @@ PER_K_STABILITY = {"kmeans", "minibatch", "bisecting", "ward", "average", "compl
 STAGES = ("ingest", "features", "churn", "preprocess", "cluster", "explain")
 
 
-@dataclass
-class RunResult:
-    """Everything a run produced. ``save(out)`` writes the run folder."""
-
-    settings: Settings
-    customers: pd.DataFrame
-    segments: pd.DataFrame
-    k_selection: pd.DataFrame
-    decision: Decision
-    model: SegmentationModel
-    features: CustomerFeatures
-    ingested: Ingested
-    manifest: dict[str, Any]
-    preprocessing: dict[str, Any]
-    insights: Insights = field(repr=False)
-    embedding_sample: pd.DataFrame = field(repr=False)
-    diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
-    comparison: Comparison | None = field(default=None, repr=False)
-
-    @property
-    def quarantine(self) -> pd.DataFrame:
-        """The rejected rows (raw values as text, row number, reason), as the run folder's
-        ``quarantine.parquet`` holds them; read from the input again on each access."""
-        from . import store
-
-        with tempfile.TemporaryDirectory(prefix="segmint-") as folder:
-            path = Path(folder) / store.QUARANTINE
-            store.write_quarantine(self.ingested, path)
-            return pd.read_parquet(path)
-
-    @property
-    def k(self) -> int:
-        return int(self.manifest["k"])
-
-    def predict(self, data: Any, **kwargs: Any) -> pd.DataFrame:
-        from .predict import predict
-
-        return predict(self.model, data, **kwargs)
-
-    def save(self, out: str | Path | None = None) -> Path:
-        """Write the run folder atomically and under its lock: the folder is the old run or
-        this one, never a mix; a folder segmint did not write is refused."""
-        from . import store
-
-        return store.save_run(self, Path(out or self.settings.out))
-
-
 @contextmanager
-def _stage(name: str, timings: dict[str, float], progress: Progress | None) -> Iterator[None]:
+def stage(name: str, timings: dict[str, float], progress: Progress | None) -> Iterator[None]:
     if progress:
         progress(name, "start")
     t0 = time.perf_counter()
@@ -106,21 +58,36 @@ def _stage(name: str, timings: dict[str, float], progress: Progress | None) -> I
 def run(
     settings: Settings, *, progress: Progress | None = None, inputs: list[Any] | None = None
 ) -> RunResult:
-    """Segment the customers in ``settings.inputs`` (or ``inputs``: paths or DataFrames)."""
-    timings: dict[str, float] = {}
-    con = io.connect(memory_limit=settings.memory_limit)
-    obs_end = (
-        _dt.datetime.fromisoformat(settings.observation_end) if settings.observation_end else None
-    )
-    with _stage("ingest", timings, progress):
-        ing = ingest(
-            inputs if inputs is not None else settings.inputs, settings, con, reference=obs_end
-        )
-    with _stage("features", timings, progress):
+    """Segment the customers in ``settings.inputs`` (or ``inputs``: paths or DataFrames).
+
+    The DuckDB engine lives for this call only: the result holds plain values."""
+    with readers.engine(memory_limit=settings.memory_limit) as con:
+        timings: dict[str, float] = {}
+        with stage("ingest", timings, progress):
+            ing = ingest(
+                inputs if inputs is not None else settings.inputs,
+                settings,
+                con,
+                reference=observation_end_of(settings),
+            )
+        return segment_ingested(ing, settings, progress=progress, timings=timings)
+
+
+def segment_ingested(
+    ing: Ingested,
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    timings: dict[str, float] | None = None,
+) -> RunResult:
+    """The stages after ``ingest``: features, churn, preprocess, cluster, explain. The caller
+    owns the engine behind ``ing`` (``run`` closes it; ``track`` keeps it for snapshots)."""
+    timings = dict(timings or {})
+    with stage("features", timings, progress):
         feats = build_features(
             ing.transactions,
             ing.customers,
-            observation_end=obs_end,
+            observation_end=observation_end_of(settings),
             top_categories=settings.top_categories,
             clv=settings.clv,
         )
@@ -137,84 +104,133 @@ def run(
         churn, churn_res = churn_job.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return _explain_and_assemble(
-        ing, feats, dropped, sg, churn, churn_res, settings, timings, progress
+    feats = _with_churn_scores(feats, churn_res)
+    with stage("explain", timings, progress):
+        insights = _explain(feats, sg, settings, progress)
+        customers, names = _score(feats, sg, insights, settings)
+        embedding, diagnostics = _pictures(feats, sg, settings)
+    model = _model(feats, sg, churn_res, names, ing, settings)
+    manifest = _manifest(ing, feats, dropped, sg, churn, insights, model, settings, timings)
+    return RunResult(
+        settings=settings,
+        manifest=manifest,
+        customers=customers,
+        segments=insights.segments,
+        k_selection=sg.k_selection,
+        decision=sg.segmenter.decision_,
+        model=model,
+        features=feats,
+        insights=insights,
+        embedding_sample=embedding,
+        quarantine=quarantine_frame(ing),
+        diagnostics=diagnostics,
+        comparison=_comparison(sg.comparison),
     )
 
 
-def _explain_and_assemble(
-    ing: Ingested,
-    feats: CustomerFeatures,
-    dropped: dict[str, str],
-    sg: _Segmented,
-    churn: dict[str, Any] | None,
-    churn_res: ChurnResult | None,
-    settings: Settings,
-    timings: dict[str, float],
-    progress: Progress | None,
-) -> RunResult:
-    """The explain stage and the result: profiles, tests, drivers, personas, anomalies, each
-    customer's scores, the model and the manifest."""
-    frame = feats.frame
-    if churn_res is not None:
-        frame = feats.frame = frame.merge(churn_res.scores, on="customer_id", how="left")
-    seg, cfg, X, pre = sg.segmenter, sg.cfg, sg.X, sg.preprocessor
-    comparison, final_metrics, stability = sg.comparison, sg.final_metrics, sg.stability
-    prep_report, labels = sg.preprocessing, seg.labels_
-    log.info("rows %s; %d customers; features %s", ing.rows, len(frame), feats.names)
-    with _stage("explain", timings, progress):
-        insights = explain(
-            frame,
-            X,
-            labels,
-            feats.numeric,
-            feats.categorical,
-            settings,
-            centers=seg.centers_,
-            log_likelihood=getattr(seg, "log_likelihood_", None),
-            descriptive=[c for c in _descriptive_numeric(frame) if c not in feats.numeric],
-            progress=(lambda d: progress("explain", d)) if progress else None,
+def observation_end_of(settings: Settings) -> _dt.datetime | None:
+    end = settings.observation_end
+    return _dt.datetime.fromisoformat(end) if end else None
+
+
+def _with_churn_scores(feats: CustomerFeatures, res: ChurnResult | None) -> CustomerFeatures:
+    """The features with each customer's churn probability beside them (a new value)."""
+    if res is None:
+        return feats
+    return replace(feats, frame=feats.frame.merge(res.scores, on="customer_id", how="left"))
+
+
+def _explain(
+    feats: CustomerFeatures, sg: _Segmented, settings: Settings, progress: Progress | None
+) -> Insights:
+    """Profiles, tests, drivers, personas and anomalies; segments carry their stability."""
+    seg, frame = sg.segmenter, feats.frame
+    insights = explain(
+        frame,
+        sg.X,
+        seg.labels_,
+        feats.numeric,
+        feats.categorical,
+        settings,
+        centers=seg.centers_,
+        log_likelihood=getattr(seg, "log_likelihood_", None),
+        descriptive=[c for c in _descriptive_numeric(frame) if c not in feats.numeric],
+        progress=(lambda d: progress("explain", d)) if progress else None,
+    )
+    segments = insights.segments
+    if sg.stability is not None:
+        st = sg.stability.segments.rename(columns={"jaccard": "stability_jaccard"})
+        segments = segments.merge(
+            st[["segment", "stability_jaccard", "unstable"]], on="segment", how="left"
         )
-        segments = insights.segments
-        if stability is not None:
-            st = stability.segments.rename(columns={"jaccard": "stability_jaccard"})
-            segments = segments.merge(
-                st[["segment", "stability_jaccard", "unstable"]], on="segment", how="left"
-            )
-            insights.segments = segments
-        assigner = seg.assigner()
-        names = segments.loc[segments["segment"] >= 0, "segment_name"].tolist()
-        scores = score_matrix(
-            X,
-            assigner,
-            names,
-            frame["customer_id"],
-            labels=labels,
-            low_confidence=settings.clustering.low_confidence,
-        )
-        if hasattr(seg, "agreement_"):
-            scores["agreement"] = seg.agreement_
-            segments["consensus_stability"] = [
+    if hasattr(seg, "segment_stability_"):
+        segments = segments.assign(
+            consensus_stability=[
                 float(seg.segment_stability_[s]) if s >= 0 else float("nan")
                 for s in segments["segment"]
             ]
-            insights.segments = segments
-        customers = pd.concat(
-            [
-                scores,
-                insights.anomalies.scores,
-                frame.drop(columns=["customer_id"]).reset_index(drop=True),
-            ],
-            axis=1,
         )
-        embedding = _embedding_sample(X, labels, frame["customer_id"], settings.seed)
-        diagnostics = cluster_diagnostics(seg)
-        if comparison is not None:
-            rows = embedding.attrs["index"]
-            diagnostics["method_labels"] = {
-                name: s.labels_[rows] for name, s in comparison.segmenters.items()
-            }
-    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    return replace(insights, segments=segments)
+
+
+def _score(
+    feats: CustomerFeatures, sg: _Segmented, insights: Insights, settings: Settings
+) -> tuple[pd.DataFrame, list[str]]:
+    """Each customer's segment, confidence, anomaly score and features; the segment names."""
+    seg, frame, segments = sg.segmenter, feats.frame, insights.segments
+    names = segments.loc[segments["segment"] >= 0, "segment_name"].tolist()
+    scores = score_matrix(
+        sg.X,
+        seg.assigner(),
+        names,
+        frame["customer_id"],
+        labels=seg.labels_,
+        low_confidence=settings.clustering.low_confidence,
+    )
+    if hasattr(seg, "agreement_"):
+        scores = scores.assign(agreement=seg.agreement_)
+    customers = pd.concat(
+        [
+            scores,
+            insights.anomalies.scores,
+            frame.drop(columns=["customer_id"]).reset_index(drop=True),
+        ],
+        axis=1,
+    )
+    return customers, names
+
+
+def _pictures(
+    feats: CustomerFeatures, sg: _Segmented, settings: Settings
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The PCA sample for the scatter and the method's diagnostic curves for the report."""
+    seg = sg.segmenter
+    embedding = _embedding_sample(sg.X, seg.labels_, feats.frame["customer_id"], settings.seed)
+    diagnostics = cluster_diagnostics(seg)
+    if sg.comparison is not None:
+        rows = embedding.attrs["index"]
+        diagnostics["method_labels"] = {
+            name: s.labels_[rows] for name, s in sg.comparison.segmenters.items()
+        }
+    return embedding, diagnostics
+
+
+def _comparison(c: Comparison | None) -> MethodComparison | None:
+    """The comparison's tables without its fitted segmenters (a result holds values)."""
+    if c is None:
+        return None
+    return MethodComparison(c.table, c.agreement, c.recommended, c.reason)
+
+
+def _model(
+    feats: CustomerFeatures,
+    sg: _Segmented,
+    churn_res: ChurnResult | None,
+    names: list[str],
+    ing: Ingested,
+    settings: Settings,
+) -> SegmentationModel:
+    """The saved model: preprocessing, assigner, churn model and what it was trained on."""
     meta = {
         "version": __version__,
         "config_hash": settings.hash(),
@@ -225,73 +241,90 @@ def _explain_and_assemble(
         "categories": feats.info.get("top_categories"),
         "clv_params": _clv_params(feats.info.get("clv")),
         "segment_names": names,
-        "algorithm": cfg.algorithm,
+        "algorithm": sg.cfg.algorithm,
         # which data the model was trained on (a model file alone tells; predict prints it)
-        "created": created,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "inputs": [
             {k: i.get(k) for k in ("path", "format", "kind", "sha256", "bytes")} for i in ing.inputs
         ],
     }
     churn_model = {"model": churn_res.model, "features": churn_res.features} if churn_res else None
-    model = SegmentationModel(pre, assigner, meta, churn=churn_model)
-    manifest = {
-        "rows": ing.rows,
-        "customers": len(frame),
-        "k": int(seg.k_),
-        "metrics": final_metrics,
-        "config": settings.model_dump(mode="json"),
-        "config_hash": settings.hash(),
-        "version": __version__,
-        "timings": timings,
-        "created": created,
-        "inputs": ing.inputs,
-        "observation_end": feats.observation_end.isoformat() if feats.observation_end else None,
-        "features": {
+    return SegmentationModel(sg.preprocessor, sg.segmenter.assigner(), meta, churn=churn_model)
+
+
+def _manifest(
+    ing: Ingested,
+    feats: CustomerFeatures,
+    dropped: dict[str, str],
+    sg: _Segmented,
+    churn: dict[str, Any] | None,
+    insights: Insights,
+    model: SegmentationModel,
+    settings: Settings,
+    timings: dict[str, float],
+) -> RunManifest:
+    seg, cfg, comparison = sg.segmenter, sg.cfg, sg.comparison
+    tests = insights.tests.tests
+    log.info("rows %s; %d customers; features %s", ing.rows, len(feats.frame), feats.names)
+    return RunManifest(
+        version=__version__,
+        created=model.meta["created"],
+        rows=ing.rows,
+        customers=len(feats.frame),
+        k=int(seg.k_),
+        metrics=sg.final_metrics,
+        config=settings,
+        config_hash=settings.hash(),
+        timings=timings,
+        inputs=ing.inputs,
+        observation_end=feats.observation_end,
+        features={
             "numeric": feats.numeric,
             "categorical": feats.categorical,
-            "descriptive": [c for c in DESCRIPTIVE if c in frame],
+            "descriptive": [c for c in DESCRIPTIVE if c in feats.frame],
             "dropped": dropped,
+            "columns": [c for c in feats.frame.columns if c != "customer_id"],
         },
-        "customers_detail": {k: v for k, v in feats.info.items() if k != "clv"},
-        "clv": feats.info.get("clv"),
-        "churn": churn,
-        "preprocessing": prep_report,
-        "explain": {
-            "tests": len(insights.tests.tests),
-            "meaningful_differences": insights.tests.tests.loc[
-                insights.tests.tests["meaningful"], "feature"
-            ].tolist(),
+        customers_detail={k: v for k, v in feats.info.items() if k != "clv"},
+        clv=feats.info.get("clv"),
+        churn=churn,
+        preprocessing=sg.preprocessing,
+        explain={
+            "tests": len(tests),
+            "meaningful_differences": tests.loc[tests["meaningful"], "feature"].tolist(),
             "drivers_fidelity": insights.drivers.fidelity if insights.drivers else None,
             "anomalies_flagged": insights.anomalies.flagged,
             "anomaly_signals": insights.anomalies.signals,
             "headline": insights.headline,
         },
-        "selection": {
+        selection={
             "algorithm": cfg.algorithm,
             "compared": comparison.reason if comparison else None,
             "k_range": [settings.clustering.k_min, settings.clustering.k_max],
-            "k_tried": [int(k) for k in seg.selection_["k"]],
+            "k_tried": [int(k) for k in sg.k_selection["k"]],
             "fixed_k": settings.clustering.k,
             "votes": seg.decision_.votes,
             "reason": seg.decision_.reason,
         },
-    }
-    return RunResult(
-        settings=settings,
-        customers=customers,
-        segments=segments,
-        k_selection=seg.selection_,
-        decision=seg.decision_,
-        model=model,
-        features=feats,
-        ingested=ing,
-        manifest=manifest,
-        preprocessing=prep_report,
-        insights=insights,
-        embedding_sample=embedding,
-        diagnostics=diagnostics,
-        comparison=comparison,
+        warnings=_warnings(dropped, churn, sg.final_metrics),
     )
+
+
+def _warnings(
+    dropped: dict[str, str], churn: dict[str, Any] | None, metrics: dict[str, Any]
+) -> list[str]:
+    """What a reader of the run should know before acting on it, in one place."""
+    out = [f"feature {name!r} was not used: {why}" for name, why in dropped.items()]
+    if churn and churn.get("skipped"):
+        out.append(f"churn was not modelled: {churn['skipped']}")
+    if metrics.get("stability_note"):
+        out.append(str(metrics["stability_note"]))
+    if metrics.get("unstable_segments"):
+        listed = ", ".join(map(str, metrics["unstable_segments"]))
+        out.append(f"segment(s) {listed} did not hold together when refitted on samples")
+    if metrics.get("noise_share", 0) > 0.2:
+        out.append(f"{metrics['noise_share']:.0%} of customers are outliers (no segment)")
+    return out
 
 
 @dataclass
@@ -304,6 +337,7 @@ class _Segmented:
     comparison: Comparison | None
     final_metrics: dict[str, Any]
     stability: Any
+    k_selection: pd.DataFrame  # the segmenter's table, with stability per k when measured
 
 
 def _segment(
@@ -313,7 +347,7 @@ def _segment(
     progress: Progress | None,
 ) -> _Segmented:
     """Preprocess and cluster stages: the fitted preprocessor and segmenter, with metrics."""
-    with _stage("preprocess", timings, progress):
+    with stage("preprocess", timings, progress):
         p = settings.preprocess
         pre = preprocess.make_preprocessor(
             feats.numeric,
@@ -328,7 +362,7 @@ def _segment(
         prep_report = preprocess.preprocessing_report(
             pre, feats.frame, feats.numeric, feats.categorical
         )
-    with _stage("cluster", timings, progress):
+    with stage("cluster", timings, progress):
         cfg = settings.clustering
         comparison = None
         groups = preprocess.categorical_groups(pre, len(feats.numeric))
@@ -349,6 +383,7 @@ def _segment(
         labels = seg.labels_
         final_metrics = _final_metrics(X, seg, settings, cfg.algorithm)
         stability = None
+        k_selection = seg.selection_
         if settings.clustering.stability_runs:
             if progress:
                 progress("cluster", "stability")
@@ -379,11 +414,13 @@ def _segment(
                     sample=min(settings.clustering.stability_sample, 3000),
                     seed=settings.seed,
                 )
-                seg.selection_["stability"] = seg.selection_["k"].map(per_k)
+                k_selection = k_selection.assign(stability=k_selection["k"].map(per_k))
             final_metrics["unstable_segments"] = stability.segments.loc[
                 stability.segments["unstable"], "segment"
             ].tolist()
-    return _Segmented(pre, prep_report, X, seg, cfg, comparison, final_metrics, stability)
+    return _Segmented(
+        pre, prep_report, X, seg, cfg, comparison, final_metrics, stability, k_selection
+    )
 
 
 def _churn(
@@ -394,7 +431,7 @@ def _churn(
     progress: Progress | None,
 ) -> tuple[dict[str, Any] | None, ChurnResult | None]:
     """The churn stage: the evaluation for the manifest, and the model with its scores."""
-    with _stage("churn", timings, progress):
+    with stage("churn", timings, progress):
         tx = ing.transactions
         if tx is None or not settings.churn.enabled or feats.observation_end is None:
             return None, None

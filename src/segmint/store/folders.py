@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .exceptions import SegmintError
-from .locks import FolderLock
+from segmint.exceptions import SegmintError
+from segmint.locks import FolderLock
 
 # Files an operating system drops into folders; a folder holding them is still segmint's.
 _OS_JUNK = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
