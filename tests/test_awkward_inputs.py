@@ -54,7 +54,8 @@ def test_decimal_comma_column_with_some_dots_is_refused_naming_rows_of_each_kind
     msg = str(exc.value)
     assert "eu.csv" in msg and "'Preis'" in msg
     assert "row 4: '2.55'" in msg and "row 1: '2,55'" in msg  # a row of each kind
-    assert "--decimal" in msg
+    assert "decimal setting" in msg and "--decimal" not in msg
+    assert exc.value.code == "input.invalid" and exc.value.settings == ("decimal",)
 
 
 def test_us_thousands_separators_are_read_as_thousands(tmp_path):
@@ -79,7 +80,8 @@ def test_commas_that_read_two_ways_are_refused_until_the_user_says(tmp_path):
     p = _write(tmp_path, "x.csv", HEADER + _lines(60, price=lambda i: "1,500"))
     with pytest.raises(InputError) as exc:
         _ingest(str(p))
-    assert "'1,500'" in str(exc.value) and "--decimal" in str(exc.value)
+    assert "'1,500'" in str(exc.value) and "decimal setting" in str(exc.value)
+    assert exc.value.code == "input.ambiguous_numbers" and exc.value.settings == ("decimal",)
     assert set(_kept(_ingest(str(p), decimal="."))["unit_price"]) == {1500.0}
     assert set(_kept(_ingest(str(p), decimal=","))["unit_price"]) == {1.5}
 
@@ -130,7 +132,8 @@ def test_ambiguous_dates_are_refused_and_date_format_decides(tmp_path):
     with pytest.raises(AmbiguousDatesError) as exc:
         _ingest(str(p))
     msg = str(exc.value)
-    assert "'InvoiceDate'" in msg and "--date-format" in msg and "%m/%d/%Y" in msg
+    assert "'InvoiceDate'" in msg and "date_format" in msg and "%m/%d/%Y" in msg
+    assert exc.value.code == "input.ambiguous_dates" and exc.value.settings == ("date_format",)
     lines = _kept(_ingest(str(p), date_format="%m/%d/%Y"))
     assert lines["ts"].dt.month.max() == 3  # months 1..3, days 1..12
     assert lines["ts"].dt.day.max() == 12

@@ -126,6 +126,31 @@ def _orders(tmp_path, body, name="orders.csv", header=ORDERS_HEADER):
     return p
 
 
+# the stable code each bad input is reported with (``error [<code>]: ...``)
+BAD_INPUT_CODES = {
+    "missing_file": "input.unreadable",
+    "empty_file": "input.unreadable",
+    "missing_column": "input.missing_column",
+    "text_in_number": "input.invalid",
+    "unknown_date": "input.invalid",
+    "wrong_delimiter": "input.unreadable",
+    "binary": "input.unreadable",
+    "ragged": "input.unreadable",
+    "unclosed_quote": "input.unreadable",
+    "bad_feature": "input.unknown_column",
+    "bad_k": "config.invalid",
+    "bad_memory_limit": "config.invalid",
+    "mixed_decimals": "input.invalid",
+    "ambiguous_dates": "input.ambiguous_dates",
+    "repeated_header": "input.invalid",
+    "unknown_map": "input.unknown_column",
+    "observation_end_word": "config.invalid",
+    "observation_end_early": "input.invalid",
+    "nothing_left": "input.invalid",
+    "truncated_gzip": "input.unreadable",
+}
+
+
 @pytest.mark.parametrize(
     "case, expect",
     [
@@ -142,12 +167,23 @@ def _orders(tmp_path, body, name="orders.csv", header=ORDERS_HEADER):
         ("ragged", ["line 3 has 7 field(s)", "Row: 2", "EXTRA"]),
         ("unclosed_quote", ["line 3", "unclosed quote", "Row: 2"]),
         ("bad_feature", ["'no_such_feature'", "recency_days"]),
-        ("bad_k", ["clustering.k", "greater than or equal to 2"]),
+        ("bad_k", ["clustering.k", "greater than or equal to 2", "(command-line option --k)"]),
         ("bad_memory_limit", ["memory_limit", "'lots'"]),
         ("mixed_decimals", ["mixes number conventions", "'UnitPrice'", "row 1: '2,55'"]),
-        ("ambiguous_dates", ["read in 2 ways", "'InvoiceDate'", "--date-format"]),
+        (
+            "ambiguous_dates",
+            [
+                "read in 2 ways",
+                "'InvoiceDate'",
+                "date_format",
+                "(command-line option --date-format)",
+            ],
+        ),
         ("repeated_header", ["repeats a column name", "'UnitPrice'"]),
-        ("unknown_map", ["customer_id='NoSuchCol'", "no input has"]),
+        (
+            "unknown_map",
+            ["customer_id='NoSuchCol'", "no input has", "option --map customer_id=COLUMN"],
+        ),
         ("observation_end_word", ["observation_end", "ISO date", "'yesterday'"]),
         ("observation_end_early", ["before the last order line", "'InvoiceDate'"]),
         ("nothing_left", ["no purchases are left after cleaning", "future_date: 2"]),
@@ -218,7 +254,7 @@ def test_bad_input_is_one_clear_error(tmp_path, case, expect):
     r = invoke("run", *args, "--out", tmp_path / "out")
     assert r.exit_code == 2, r.output
     text = " ".join(r.output.split())
-    assert text.count("error:") == 1
+    assert text.count("error [") == 1 and f"error [{BAD_INPUT_CODES[case]}]: " in text, text
     for piece in expect:
         assert piece in text, (piece, text)
 

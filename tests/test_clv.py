@@ -286,6 +286,9 @@ def test_clv_command_on_online_retail(tmp_path):
         app, ["clv", str(path), "--calibration-end", "2013-01-01", "--out", str(tmp_path)]
     )
     assert bad.exit_code == 2 and "must fall after the first order" in bad.output
+    text = " ".join(bad.output.split())
+    assert "calibration_end 2013-01-01" in text
+    assert text.endswith("(command-line options --calibration-end, --holdout-end)"), text
 
 
 def test_run_carries_clv_columns(tmp_path):

@@ -155,6 +155,7 @@ def test_code_running_model_is_refused(run, tmp_path, kind, signature, message):
     with pytest.raises(ArtifactError, match=message) as err:
         segmint.load_model(str(d))
     assert "was not loaded" in str(err.value)
+    assert err.value.code == "model.untrusted"
     if signature == "valid":  # the allow-list names what it refused
         expected = "runstring" if kind == "runstring" else "builtins.eval"
         assert expected in str(err.value) and "FunctionTransformer" in str(err.value)
@@ -171,7 +172,8 @@ def test_cli_predict_refuses_code_running_model(run, tmp_path, kind, signature):
         app, ["predict", "--run", str(d), str(data), "--out", str(tmp_path / "s.csv")]
     )
     assert r.exit_code == 2, r.output
-    assert "error:" in r.output and "was not loaded" in r.output and "Traceback" not in r.output
+    assert "error [model.untrusted]:" in r.output and "was not loaded" in r.output
+    assert "Traceback" not in r.output
     assert not marker.exists() and not (tmp_path / "s.csv").exists()
 
 

@@ -841,12 +841,13 @@ def test_cli_errors_are_one_red_line_and_exit_2(
     missing = runs_cli("show", "no-such-run")
     assert missing.exit_code == 2
     assert missing.stdout == ""
-    assert missing.stderr.startswith("error: No run matches 'no-such-run'")
+    assert missing.stderr.startswith("error [run.not_found]: No run matches 'no-such-run'")
     assert len(missing.stderr.strip().splitlines()) == 1
 
     shared = _common_prefix([r.id for r in populated.values()])
     ambiguous = runs_cli("show", shared)
     assert ambiguous.exit_code == 2 and "give more characters" in ambiguous.stderr
+    assert ambiguous.stderr.startswith("error [run.ambiguous]: ")
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

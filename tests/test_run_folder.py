@@ -255,7 +255,8 @@ def _refused(tmp_path, monkeypatch, out, *expect):
     r = invoke("run", orders, "--out", out)
     assert r.exit_code == 2, r.output
     text = " ".join(r.output.split())
-    assert text.count("error:") == 1, text
+    assert text.count("error [output.") == 1, text
+    assert text.endswith("(command-line option --out)"), text
     for piece in expect:
         assert piece in text, (piece, text)
     assert called == []

@@ -234,7 +234,9 @@ def test_fixed_k_beyond_the_customers_is_refused_and_one_within_is_kept(folder):
     data = customer_table(9, seed=1, folder=folder)
     res = cli("run", data, "--k", 8, "--out", folder / "k8")
     assert res.exit_code == 2
-    assert "k = 8 cannot be honoured" in res.output and "--k" in res.output
+    assert "k = 8 cannot be honoured" in res.output and "(clustering.k)" in res.output
+    assert "error [input.too_few_customers]" in res.output
+    assert "(command-line option --k)" in " ".join(res.output.split())
     assert f"at most {max_segments(9)} segments" in res.output
     res = cli("run", data, "--k-min", 6, "--k-max", 8, "--out", folder / "kmin6")
     assert res.exit_code == 2 and "k_min = 6" in res.output

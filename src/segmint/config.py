@@ -384,7 +384,7 @@ class Settings(_Model):
     def from_file(cls, path: str | Path) -> Settings:
         p = Path(path)
         if not p.is_file():
-            raise ConfigError([f"config file {str(p)!r} does not exist"])
+            raise ConfigError([f"config file {str(p)!r} does not exist"], settings=("config",))
         text = p.read_text(encoding="utf-8")
         try:
             if p.suffix.lower() == ".toml":
@@ -403,12 +403,13 @@ class Settings(_Model):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = []
+            problems, settings = [], []
             for err in exc.errors():
                 where = ".".join(str(x) for x in err["loc"]) or "settings"
                 msg = err["msg"].removeprefix("Value error, ")
                 problems.append(f"{where}: {msg} (got {err.get('input')!r})")
-            raise ConfigError(problems) from None
+                settings.append(where)
+            raise ConfigError(problems, settings=settings) from None
 
     def merged(self, overrides: dict[str, Any]) -> Settings:
         """Return a copy with nested overrides applied (None values are ignored)."""

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from segmint.exceptions import SegmintError
+from segmint.exceptions import OutputError
 
 try:
     import fcntl
@@ -37,7 +37,7 @@ class FolderLock:
     @classmethod
     def acquire(cls, target: Path) -> FolderLock:
         """The lock of ``target``; an ``OSError`` when its parent cannot be written, a
-        ``SegmintError`` naming the holder when another process has it."""
+        ``OutputError`` (``output.busy``) naming the holder when another process has it."""
         path = target.parent / f".{target.name}.lock"
         if fcntl is None:
             return cls(path, None)
@@ -48,10 +48,12 @@ class FolderLock:
             except BlockingIOError:
                 holder = os.pread(fd, 400, 0).decode(errors="replace").strip()
                 os.close(fd)
-                raise SegmintError(
+                raise OutputError(
                     f"{target}: another segmint process is writing this folder "
                     f"({holder or 'process unknown'}). Wait for it to finish or choose another "
-                    f"output folder (--out); the lock ({path}) is released when it ends."
+                    f"output folder; the lock ({path}) is released when it ends.",
+                    code="output.busy",
+                    settings=("out",),
                 ) from None
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(path))

@@ -128,6 +128,7 @@ class SegmentationModel:
                 raise InputError(
                     f"the run's churn model needs feature(s) {', '.join(map(repr, missing))}.",
                     expected="order lines with the same columns as the training data",
+                    code="input.missing_column",
                 )
             scores["churn_probability"] = churn_probability(
                 churn["model"], churn["features"], frame
@@ -182,7 +183,8 @@ class SegmentationModel:
         if expected_hash and meta.get("config_hash") != expected_hash:
             raise ArtifactError(
                 f"{p}: the model's config hash {meta.get('config_hash')} does not match the "
-                f"run manifest's {expected_hash}; the run folder mixes files from two runs."
+                f"run manifest's {expected_hash}; the run folder mixes files from two runs.",
+                code="model.mismatch",
             )
         return cls(payload["preprocessor"], payload["estimator"], meta, payload.get("churn"))
 
@@ -191,7 +193,9 @@ def _read_model_bytes(p: Path) -> bytes:
     """The model file's bytes, read once: the signature, the type check and the load all
     see the same bytes, so the file cannot be swapped between the checks and the load."""
     if not p.is_file():
-        raise ArtifactError(f"{p}: the model file does not exist (is this a segmint run?).")
+        raise ArtifactError(
+            f"{p}: the model file does not exist (is this a segmint run?).", code="artifact.missing"
+        )
     try:
         data = p.read_bytes()
     except OSError as exc:
@@ -212,7 +216,8 @@ def _checked_types(p: Path, data: bytes) -> model_types.Audit:
             f"{p}: the model file contains types segmint never writes: "
             f"{', '.join(found.unexpected)}. A segmint model holds only the classes segmint "
             "writes, never functions, so this file was not made by segmint (or was tampered "
-            "with); it was not loaded."
+            "with); it was not loaded.",
+            code="model.untrusted",
         )
     return found
 

@@ -85,7 +85,8 @@ def load_key() -> SigningKey:
                 f"{KEY_ENV} is set but holds {len(secret)} character(s); a signing key needs "
                 f"at least {MIN_SECRET_CHARS}. Set it to a long random value (for example the "
                 'output of: python -c "import secrets; print(secrets.token_hex(32))") or '
-                "unset it to use the key file."
+                "unset it to use the key file.",
+                code="model.signing_key",
             )
         return SigningKey(secret.encode("utf-8"), KEY_ENV)
     path = default_key_file()
@@ -111,7 +112,8 @@ def _create_key_file(path: Path) -> None:
     except OSError as exc:
         raise ArtifactError(
             f"{path}: cannot create the model signing key ({exc.strerror or exc}). Make the "
-            f"folder writable, point {KEY_FILE_ENV} at a writable place, or set {KEY_ENV}."
+            f"folder writable, point {KEY_FILE_ENV} at a writable place, or set {KEY_ENV}.",
+            code="model.signing_key",
         ) from None
     try:
         os.write(fd, (secrets.token_hex(32) + "\n").encode("ascii"))
@@ -129,12 +131,16 @@ def _read_key_file(path: Path) -> str:
         except FileNotFoundError:
             raise
         except OSError as exc:
-            raise ArtifactError(f"{path}: cannot read the model signing key ({exc}).") from None
+            raise ArtifactError(
+                f"{path}: cannot read the model signing key ({exc}).", code="model.signing_key"
+            ) from None
         _check_key_file(path, st)
         try:
             text = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            raise ArtifactError(f"{path}: cannot read the model signing key ({exc}).") from None
+            raise ArtifactError(
+                f"{path}: cannot read the model signing key ({exc}).", code="model.signing_key"
+            ) from None
         if len(text) >= MIN_SECRET_CHARS:
             return text
         if time.monotonic() > deadline:
@@ -142,21 +148,25 @@ def _read_key_file(path: Path) -> str:
                 f"{path}: the model signing key file holds {len(text)} character(s), fewer "
                 f"than {MIN_SECRET_CHARS}. Delete it to have a new key made (models signed "
                 "with the old one then need 'segmint trust RUN_DIR'), or write a longer "
-                "secret into it."
+                "secret into it.",
+                code="model.signing_key",
             )
         time.sleep(0.02)  # created but not yet written by a concurrent process
 
 
 def _check_key_file(path: Path, st: os.stat_result) -> None:
     if not stat.S_ISREG(st.st_mode):
-        raise ArtifactError(f"{path}: the model signing key must be a regular file.")
+        raise ArtifactError(
+            f"{path}: the model signing key must be a regular file.", code="model.signing_key"
+        )
     if os.name == "nt":  # POSIX permission bits mean nothing there
         return
     if st.st_mode & 0o077:
         raise ArtifactError(
             f"{path}: the model signing key is readable or writable by other users (mode "
             f"{stat.S_IMODE(st.st_mode):o}), so anyone on this machine could sign a model; "
-            f"it was not used. Run: chmod 600 {path}"
+            f"it was not used. Run: chmod 600 {path}",
+            code="model.signing_key",
         )
 
 
@@ -190,13 +200,15 @@ def read_signature(model: Path) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         raise ArtifactError(
             f"{path}: the model's signature file is unreadable ({exc}); the model was not "
-            "loaded. Re-run the segmentation, or check the run and use 'segmint trust RUN_DIR'."
+            "loaded. Re-run the segmentation, or check the run and use 'segmint trust RUN_DIR'.",
+            code="model.untrusted",
         ) from None
     fields = ("algorithm", "key_id", "mac")
     if not isinstance(sig, dict) or not all(isinstance(sig.get(f), str) for f in fields):
         raise ArtifactError(
             f"{path}: the model's signature file lacks {', '.join(fields)}; the model was not "
-            "loaded. Re-run the segmentation, or check the run and use 'segmint trust RUN_DIR'."
+            "loaded. Re-run the segmentation, or check the run and use 'segmint trust RUN_DIR'.",
+            code="model.untrusted",
         )
     return sig
 
@@ -208,25 +220,29 @@ def verify(model: Path, data: bytes, key: SigningKey | None = None) -> SigningKe
         raise ArtifactError(
             f"{model}: the model is not signed ({signature_path(model).name} is missing), so "
             "segmint cannot tell that it wrote this file; it was not loaded. A model saved by "
-            "segmint before signing existed needs a new run. " + _MOVE_HINT
+            "segmint before signing existed needs a new run. " + _MOVE_HINT,
+            code="model.untrusted",
         )
     if sig["algorithm"] != ALGORITHM:
         raise ArtifactError(
             f"{model}: the signature uses {sig['algorithm']!r}; segmint signs with {ALGORITHM}. "
-            "The model was not loaded."
+            "The model was not loaded.",
+            code="model.untrusted",
         )
     key = key or load_key()
     if sig["key_id"] != key.key_id:
         raise ArtifactError(
             f"{model}: the model was signed by a different key (key id {sig['key_id']}; this "
             f"machine's key, from {key.source}, is {key.key_id}). It was probably saved on "
-            "another machine or with another SEGMINT_SIGNING_KEY; it was not loaded. " + _MOVE_HINT
+            "another machine or with another SEGMINT_SIGNING_KEY; it was not loaded. " + _MOVE_HINT,
+            code="model.untrusted",
         )
     if not hmac.compare_digest(sig["mac"], mac(data, key)):
         raise ArtifactError(
             f"{model}: the signature does not match the file: the model was changed after it "
             "was saved (or replaced by another file); it was not loaded. Re-run the "
-            "segmentation to get a model you can trust."
+            "segmentation to get a model you can trust.",
+            code="model.untrusted",
         )
     return key
 

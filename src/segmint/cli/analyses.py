@@ -25,7 +25,7 @@ from segmint.cli.app import (
     split_list,
 )
 from segmint.config import Settings
-from segmint.exceptions import SegmintError
+from segmint.exceptions import ConfigError
 
 
 @app.command()
@@ -132,7 +132,7 @@ def track_cmd(
             }
         )
         if every not in {"month", "quarter"}:
-            raise SegmintError(f"--every must be 'month' or 'quarter', got {every!r}")
+            raise ConfigError([f"--every must be 'month' or 'quarter', got {every!r}"])
         from segmint.pipeline.jobs import job
 
         ws = open_workspace(workspace)
@@ -164,7 +164,7 @@ def iso_date(text: str, option: str) -> Any:
     try:
         return dt.datetime.fromisoformat(text)
     except ValueError:
-        raise SegmintError(f"{option} must be an ISO date like 2011-06-01, got {text!r}") from None
+        raise ConfigError([f"{option} must be an ISO date like 2011-06-01, got {text!r}"]) from None
 
 
 def _print_clv(res: Any) -> None:
@@ -247,7 +247,7 @@ def analyze_effect(
         from segmint.pipeline.effect import analyze_effect as analyze
 
         if bins < 2:
-            raise SegmintError(f"--bins must be at least 2, got {bins}")
+            raise ConfigError([f"--bins must be at least 2, got {bins}"])
         base = Settings.from_file(config) if config else Settings()
         settings = base.merged(
             {

@@ -1,12 +1,19 @@
 """The ``segmint`` Typer app and what every command shares: options, consoles, the progress
-bar, and ``guard``, which turns domain errors into one red paragraph and exit code 2,
-anything unexpected into exit 1, and SIGINT / SIGTERM into exits 130 / 143."""
+bar, and ``guard``, which turns a domain error into one red paragraph, ``error [<code>]:
+<message>``, and the exit status ``segmint.exceptions.exit_code`` gives it (2), anything
+unexpected into exit 1, and SIGINT / SIGTERM into exits 130 / 143.
+
+Library messages name settings (``calibration_end``, ``columns.customer_id``), never flags;
+an error lists them in ``settings`` and ``guard`` adds the command-line option for each that
+the running command has, from one table, ``SETTING_FLAGS``."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from segmint.exceptions import SegmintError
+from segmint.exceptions import ConfigError, SegmintError, exit_code
 
 # Options several commands share, declared once.
 ConfigOption = Annotated[Path | None, typer.Option(help="TOML or YAML settings file.")]
@@ -79,8 +86,8 @@ def parse_map(items: list[str] | None) -> dict[str, str]:
     result: dict[str, str] = {}
     for item in items or []:
         if "=" not in item:
-            raise SegmintError(
-                f"--map expects canonical=column (e.g. customer_id=Client), got {item!r}"
+            raise ConfigError(
+                [f"--map expects canonical=column (e.g. customer_id=Client), got {item!r}"]
             )
         k, v = item.split("=", 1)
         result[k.strip()] = v.strip()
@@ -127,14 +134,109 @@ class ProgressBar:
             err.print(f"[dim]… {stage}[/dim]")
 
 
-def guard(fn: Any) -> None:
+# A setting a library error names (``SegmintError.settings``) → the option that sets it on the
+# command line. ``columns.<name>`` is ``--map <name>=COLUMN``; a setting missing here (or an
+# option the running command does not have) gets no hint.
+SETTING_FLAGS: dict[str, str] = {
+    "out": "--out",
+    "config": "--config",
+    "workspace": "--workspace",
+    "name": "--name",
+    "tag": "--tag",
+    "kind": "--kind",
+    "columns": "--map",
+    "features": "--features",
+    "observation_end": "--observation-end",
+    "seed": "--seed",
+    "delimiter": "--delimiter",
+    "date_format": "--date-format",
+    "decimal": "--decimal",
+    "memory_limit": "--memory-limit",
+    "report_charts": "--charts",
+    "derive": "--derive",
+    "clustering.k": "--k",
+    "clustering.k_min": "--k-min",
+    "clustering.k_max": "--k-max",
+    "clustering.algorithm": "--algorithm",
+    "clv.time_unit": "--time-unit",
+    "calibration_end": "--calibration-end",
+    "holdout_end": "--holdout-end",
+    "every": "--every",
+    "by": "--by",
+    "on": "--on",
+    "order": "--order",
+    "bins": "--bins",
+    "customers": "--customers",
+}
+
+
+def _flag(setting: str) -> tuple[str, str] | None:
+    """(option, how to write it) for a setting, e.g. ``("--map", "--map ts=COLUMN")``; a
+    setting inside a mapped one (``features.0``) takes that one's option."""
+    if setting == "columns":
+        return "--map", "--map CANONICAL=COLUMN"
+    if setting.startswith("columns.") and setting.count(".") == 1:
+        return "--map", f"--map {setting.removeprefix('columns.')}=COLUMN"
+    parts = setting.split(".")
+    while parts:
+        flag = SETTING_FLAGS.get(".".join(parts))
+        if flag:
+            return flag, flag
+        parts.pop()
+    return None
+
+
+def _command_options() -> set[str] | None:
+    """The options of the command being run; ``None`` outside a command (or when typer does
+    not say), and then every hint is shown."""
+    try:  # typer vendors click from 0.2x on; before, it is click's own context
+        from typer.main import get_current_context
+    except ImportError:
+        try:
+            from click import get_current_context
+        except ImportError:
+            return None
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return None
+    return {opt for param in ctx.command.params for opt in (*param.opts, *param.secondary_opts)}
+
+
+def flag_hint(exc: SegmintError) -> str:
+    """`` (command-line option --calibration-end)`` for the settings an error names that the
+    running command has an option for; empty when none."""
+    have = _command_options()
+    shown: list[str] = []
+    for setting in exc.settings:
+        found = _flag(setting)
+        if found and (have is None or found[0] in have) and found[1] not in shown:
+            shown.append(found[1])
+    if not shown:
+        return ""
+    return f" (command-line option{'s' if len(shown) > 1 else ''} {', '.join(shown)})"
+
+
+def report_error(exc: SegmintError) -> None:
+    """One red paragraph on stderr: ``error [<code>]: <message> (command-line option …)``."""
+    if _state["verbose"]:
+        err.print_exception()
+    text = escape(f"error [{exc.code}]:")
+    err.print(
+        f"[bold red]{text}[/] {escape(str(exc) + flag_hint(exc))}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@contextmanager
+def guarded() -> Iterator[None]:
+    """``guard`` as a ``with`` block, for commands that hold a resource open around their
+    work (``segmint runs``)."""
     try:
-        fn()
+        yield
     except SegmintError as exc:
-        if _state["verbose"]:
-            err.print_exception()
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        report_error(exc)
+        raise typer.Exit(exit_code(exc)) from None
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")
         raise typer.Exit(130) from None
@@ -157,6 +259,12 @@ def guard(fn: Any) -> None:
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
+
+
+def guard(fn: Callable[[], object]) -> None:
+    """Run a command's body; errors become a message and an exit status (module docstring)."""
+    with guarded():
+        fn()
 
 
 class Terminated(BaseException):

@@ -3,8 +3,9 @@
 A thin edge over ``segmint.store.workspace``: each command opens the workspace (``--workspace``,
 else ``SEGMINT_WORKSPACE``, else ``./segmint-workspace``), asks the registry, and prints either
 a table for people or, with ``--json``, the records exactly as ``RunRecord.model_dump(mode=
-"json")`` gives them, for scripts. A ``SegmintError`` (unknown run, ambiguous prefix, registry
-unreachable) is one red line on stderr and exit code 2.
+"json")`` gives them, for scripts. Errors are reported as by every other command (``guarded``
+from ``segmint.cli.app``): a ``SegmintError`` (unknown run, ambiguous prefix, registry
+unreachable) is one red paragraph on stderr, ``error [<code>]: <message>``, and exit code 2.
 
 Mounted by the main CLI as ``app.add_typer(runs_app, name="runs")``.
 """
@@ -24,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from segmint.exceptions import SegmintError
+from segmint.cli.app import guarded
 from segmint.store.registry import Kind, RunRecord, Status
 from segmint.store.workspace import Workspace
 
@@ -60,18 +61,13 @@ _STATE_STYLE = {"succeeded": "green", "failed": "red", "running": "cyan", "stale
 
 @contextmanager
 def _workspace(path: Path | None) -> Iterator[Workspace]:
-    """Open the workspace; a ``SegmintError`` becomes one red line on stderr and exit 2."""
-    workspace: Workspace | None = None
-    try:
+    """Open the workspace for a command's body; errors are reported as ``guard`` reports them
+    (a ``SegmintError``: one red paragraph on stderr and its exit code)."""
+    with guarded():
         workspace = Workspace.open(path)
-        yield workspace
-    except SegmintError as exc:
-        Console(stderr=True, highlight=False).print(
-            f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True
-        )
-        raise typer.Exit(2) from None
-    finally:
-        if workspace is not None:
+        try:
+            yield workspace
+        finally:
             workspace.close()
 
 

@@ -31,7 +31,7 @@ from segmint.cli.app import (
     split_list,
 )
 from segmint.config import Settings
-from segmint.exceptions import SegmintError
+from segmint.exceptions import ArtifactError, ConfigError
 
 
 @app.command()
@@ -94,8 +94,8 @@ def run(
         }
         settings = base.merged(overrides)
         if not settings.inputs:
-            raise SegmintError(
-                "no input file: give one on the command line or in the config's 'inputs'."
+            raise ConfigError(
+                ["no input file: give one on the command line or in the config's 'inputs'"]
             )
         t0 = time.perf_counter()
         from segmint.pipeline.jobs import job
@@ -202,7 +202,7 @@ def predict(
 
         suffix = out_file.suffix.lower()
         if suffix not in {".csv", ".parquet"}:
-            raise SegmintError(f"--out must end in .csv or .parquet, got {out_file.name!r}")
+            raise ConfigError([f"--out must end in .csv or .parquet, got {out_file.name!r}"])
         from segmint.pipeline.jobs import find_run_folder
 
         run_dir = find_run_folder(run_ref, workspace)
@@ -210,10 +210,12 @@ def predict(
         out.print(provenance(model.meta))
         used = model.meta.get("algorithm", "kmeans")
         if algorithm and algorithm != used:
-            raise SegmintError(
-                f"the run in {run_dir} was segmented with {used!r}, not {algorithm!r}: a "
-                f"model predicts with the method it was fitted with. Make a run with "
-                f"'segmint run ... --algorithm {algorithm}' and predict with that."
+            raise ConfigError(
+                [
+                    f"the run in {run_dir} was segmented with {used!r}, not {algorithm!r}: a "
+                    f"model predicts with the method it was fitted with. Make a run with "
+                    f"'segmint run ... --algorithm {algorithm}' and predict with that"
+                ]
             )
         pred = predict_detailed(model, [str(p) for p in data], observation_end=observation_end)
         extra = [
@@ -259,7 +261,9 @@ def trust(
         from segmint.model import trust_model_file
 
         if not run_dir.is_dir():
-            raise SegmintError(f"{run_dir}: not a folder; give the run folder to trust.")
+            raise ArtifactError(
+                f"{run_dir}: not a folder; give the run folder to trust.", code="artifact.missing"
+            )
         info = trust_model_file(run_dir / "model.skops")
         out.print(f"types in {info['path']} (all on segmint's allow-list):")
         for name in info["types"]:

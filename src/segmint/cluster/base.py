@@ -75,6 +75,7 @@ def require_customers(n: int) -> None:
             f"{n} customer(s) are too few to segment: segmint needs at least {MIN_CUSTOMERS} "
             f"customers (two segments of at least {MIN_SEGMENT_CUSTOMERS} customers each).",
             expected=f"data with at least {MIN_CUSTOMERS} customers",
+            code="input.too_few_customers",
         )
 
 
@@ -88,7 +89,10 @@ def candidate_ks(seg: Any, limit: int, n: int, what: str = "") -> KRange:
     cannot be honoured and is refused, as are fewer than ``MIN_CUSTOMERS`` customers.
     """
     if seg.k_max < seg.k_min:
-        raise InputError(f"k_max ({seg.k_max}) must be >= k_min ({seg.k_min})")
+        raise InputError(
+            f"k_max ({seg.k_max}) must be >= k_min ({seg.k_min})",
+            settings=("clustering.k_min", "clustering.k_max"),
+        )
     require_customers(n)
     by_size = max_segments(n)
     if limit < by_size:
@@ -106,15 +110,19 @@ def candidate_ks(seg: Any, limit: int, n: int, what: str = "") -> KRange:
         if seg.k > cap:
             raise InputError(
                 f"k = {seg.k} cannot be honoured: {why}.",
-                expected=f"k = {cap} or fewer (--k), no fixed k to choose it, or {more}"
+                expected=f"k = {cap} or fewer (clustering.k), no fixed k to choose it, or {more}"
                 if cap >= 2
                 else more,
+                code="input.too_few_customers",
+                settings=("clustering.k",),
             )
         return KRange([seg.k], fixed=True)
     if seg.k_min > cap:
         raise InputError(
             f"{why}, fewer than the smallest k tried (k_min = {seg.k_min}).",
-            expected=f"k_min = {cap} or fewer (--k-min), or {more}" if cap >= 2 else more,
+            expected=f"k_min = {cap} or fewer (clustering.k_min), or {more}" if cap >= 2 else more,
+            code="input.too_few_customers",
+            settings=("clustering.k_min",),
         )
     note = ""
     if seg.k_max > cap:

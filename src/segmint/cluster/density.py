@@ -233,14 +233,15 @@ class DensitySegmenter(Segmenter):
     def _too_few_groups(self, k: int, m: int, params: str) -> InputError:
         """The refusal when fewer than two dense groups exist, with what to change."""
         hint = (
-            "a larger --eps or a smaller min_samples"
+            "a larger clustering.eps or a smaller clustering.min_samples"
             if self.method == "dbscan"
-            else "a smaller min_cluster_size or min_samples"
+            else "a smaller clustering.min_cluster_size or clustering.min_samples"
         )
         return InputError(
             f"{self.method.upper()} found {k} dense group(s) among {m:,} customers "
             f"({params}); a segmentation needs at least two.",
-            expected=f"{hint}, or another algorithm",
+            expected=f"{hint}, or another algorithm (clustering.algorithm)",
+            settings=("clustering.algorithm",),
         )
 
     def assigner(self) -> Assigner:

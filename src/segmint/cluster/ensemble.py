@@ -226,7 +226,11 @@ class EnsembleSegmenter(Segmenter):
                     C += (lab[:, None] == lab[None, :]) & (lab[:, None] >= 0)
                     bases.append(base)
         if not bases:
-            raise InputError("no base segmentation could be fitted", expected="more customers")
+            raise InputError(
+                "no base segmentation could be fitted",
+                expected="more customers",
+                code="input.too_few_customers",
+            )
         C /= len(bases)
         np.fill_diagonal(C, 1.0)
         return C, bases

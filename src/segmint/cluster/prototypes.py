@@ -187,7 +187,8 @@ class KPrototypesSegmenter(KSweepSegmenter):
             raise InputError(
                 "K-Prototypes needs at least one categorical feature; these features are all "
                 "numeric.",
-                expected="--algorithm kmeans (or another method) for numeric-only data",
+                expected="clustering.algorithm = kmeans (or another method) for numeric-only data",
+                settings=("clustering.algorithm",),
             )
 
     def _profiles(self, fit_rows: np.ndarray) -> np.ndarray:

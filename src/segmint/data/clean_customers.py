@@ -20,7 +20,7 @@ from segmint.data import numeric as num
 from segmint.data import parsing
 from segmint.data.readers import ROW, Source
 from segmint.data.schema import ColumnMap
-from segmint.exceptions import InputError
+from segmint.exceptions import AmbiguousDatesError, InputError
 
 MAX_LEVELS = 50
 
@@ -65,10 +65,12 @@ def clean_customers(
             "a customer table needs a customer id column; none could be matched.",
             expected=(
                 "a column such as customer_id, CustomerID, Customer ID or ID "
-                f"(file has: {', '.join(map(repr, source.columns))}); set it with "
-                "--map customer_id=COLUMN"
+                f"(file has: {', '.join(map(repr, source.columns))}); name it in the column "
+                "mapping (columns.customer_id)"
             ),
             path=source.path,
+            code="input.missing_column",
+            settings=("columns.customer_id",),
         )
     n_rows = source.count()
     typer = _Typer(source, rules, date_format=date_format, decimal=decimal)
@@ -99,8 +101,9 @@ def clean_customers(
                 f"the observation end {ref.date()} is before the latest date in the column "
                 f"({ts.max()}), which would give negative ages.",
                 column=col,
-                expected="--observation-end on or after the latest date in the data",
+                expected="observation_end on or after the latest date in the data",
                 path=source.path,
+                settings=("observation_end",),
             )
         name = f"{col}_days"
         frame[name] = (ref - ts).dt.total_seconds() / 86_400.0
@@ -204,7 +207,7 @@ class _Typer:
         t, path = self.source.table, self.source.path
         try:
             fmt = parsing.detect_date_format(t, col, path=path, forced=self.date_format)
-        except parsing.AmbiguousDatesError:
+        except AmbiguousDatesError:
             raise
         except InputError:
             return None
@@ -267,9 +270,10 @@ def _refuse_repeated_ids(df: pd.DataFrame, id_col: str, max_share: float, path: 
         row=first,
         value=df.loc[dup, "customer_id"].iloc[0],
         expected=(
-            "for order lines: --kind transactions, with the date and amount columns mapped "
-            "(--map ts=COLUMN --map amount=COLUMN); for a customer table: one row per customer "
+            "for order lines: kind = transactions, with the date and amount columns mapped "
+            "(columns.ts, columns.amount); for a customer table: one row per customer "
             f"(the limit is cleaning.max_duplicate_id_share = {max_share:.0%})"
         ),
         path=path,
+        settings=("kind", "columns.ts", "columns.amount"),
     )

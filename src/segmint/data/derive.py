@@ -31,13 +31,16 @@ _OPS: dict[type, Callable] = {
 _BACKTICK = re.compile(r"`([^`]+)`")
 
 
-def parse_assignments(items: list[str], *, option: str = "--derive") -> dict[str, str]:
-    """``["Name=expr", ...]`` → ``{"Name": "expr"}``, in order."""
+def parse_assignments(items: list[str], *, option: str = "derive") -> dict[str, str]:
+    """``["Name=expr", ...]`` → ``{"Name": "expr"}``, in order; ``option`` is the setting the
+    items come from, as the error names it."""
     out: dict[str, str] = {}
     for item in items:
         name, sep, expr = item.partition("=")
         if not sep or not name.strip() or not expr.strip():
-            raise ConfigError([f"{option} expects NAME=EXPRESSION, got {item!r}"])
+            raise ConfigError(
+                [f"{option} expects NAME=EXPRESSION, got {item!r}"], settings=(option,)
+            )
         out[name.strip()] = expr.strip()
     return out
 
@@ -72,7 +75,7 @@ def derive_columns(
         except _Problem as p:
             problems.append(f"{source}: {name}={expr!r}: {p}")
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, settings=("derive",))
     return out
 
 

@@ -51,7 +51,7 @@ def source_from(
 ) -> readers.Source:
     if isinstance(data, pd.DataFrame):
         if data.empty:
-            raise InputError("the DataFrame has no rows.", path=name)
+            raise InputError("the DataFrame has no rows.", path=name, code="input.unreadable")
         df = data.copy()
         df.columns = [str(c) for c in df.columns]
         readers.check_columns(list(df.columns), name, max_columns)
@@ -72,7 +72,9 @@ def ingest(
 ) -> Ingested:
     """Read, map, detect and clean every input; at most one of each kind."""
     if not inputs:
-        raise InputError("no input was given.", expected="a CSV, Parquet or Excel file")
+        raise InputError(
+            "no input was given.", expected="a CSV, Parquet or Excel file", settings=("inputs",)
+        )
     out = Ingested()
     overrides = settings.columns.overrides()
     sources = [
@@ -159,24 +161,26 @@ def ingest(
             [
                 "derive adds customer-table columns, but no customer table was given "
                 f"(derive: {', '.join(settings.derive)})"
-            ]
+            ],
+            settings=("derive",),
         )
     return out
 
 
 def _check_mapping(overrides: dict[str, str], sources: list[readers.Source]) -> None:
     """Every column the user mapped must exist in some input: a typo is never ignored."""
-    missing = [
-        f"{canon}={col!r}"
-        for canon, col in overrides.items()
-        if not any(col in src.columns for src in sources)
+    wrong = [
+        canon for canon, col in overrides.items() if not any(col in src.columns for src in sources)
     ]
-    if missing:
+    if wrong:
+        missing = [f"{canon}={overrides[canon]!r}" for canon in wrong]
         files = "; ".join(f"{src.path}: {', '.join(map(repr, src.columns))}" for src in sources)
         raise InputError(
             f"the column mapping names column(s) no input has: {', '.join(missing)}.",
             expected=f"a column of the input (columns are: {files}); names are case-sensitive",
             path=", ".join(src.path for src in sources),
+            code="input.unknown_column",
+            settings=[f"columns.{canon}" for canon in wrong],
         )
 
 

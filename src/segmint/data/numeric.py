@@ -129,10 +129,11 @@ def detect(
             f"{vc!r}), so no single reading is right.",
             column=raw,
             expected=(
-                "one convention per column: fix the rows written the other way, or set "
-                "--decimal '.' or --decimal ',' (config: decimal) to quarantine them as invalid"
+                "one convention per column: fix the rows written the other way, or set the "
+                "decimal setting to '.' or ',' to quarantine them as invalid"
             ),
             path=path,
+            settings=("decimal",),
         )
     if n_comma:
         return Convention(",", True)
@@ -148,8 +149,10 @@ def detect(
             column=raw,
             row=row,
             value=value,
-            expected="--decimal '.' or --decimal ',' (config: decimal) to say which",
+            expected="the decimal setting, '.' or ',', to say which",
             path=path,
+            code="input.ambiguous_numbers",
+            settings=("decimal",),
         )
     return Convention(".", True)  # commas only in values that are not numbers at all
 

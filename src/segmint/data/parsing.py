@@ -14,7 +14,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from segmint.data.readers import ROW
-from segmint.exceptions import InputError
+from segmint.exceptions import AmbiguousDatesError, InputError
 
 # Tried together; ISO is handled by a plain cast. When day-first and month-first parse the
 # same values, the whole column decides, and if it cannot, the user is asked.
@@ -164,10 +164,6 @@ def check(table: ir.Table, raw: str, parsed: ir.Value) -> ColumnCheck:
     )
 
 
-class AmbiguousDatesError(InputError):
-    """The dates read equally well day-first and month-first: the user must say which."""
-
-
 def _parses(v: ir.StringValue, fmt: str) -> ir.BooleanValue:
     parsed = v.try_cast(dt.Timestamp()) if fmt == ISO else _try_strptime(v, fmt)
     return parsed.notnull()
@@ -185,7 +181,7 @@ def detect_date_format(
     that parses most of a sample. When several formats parse the sample equally well (dates
     such as 03/04/2024 with every day <= 12 fit both DD/MM and MM/DD), the whole column is
     counted for them; if it cannot tell them apart either, ``AmbiguousDatesError`` asks for
-    ``--date-format``: a date is never guessed silently. Errors when no format fits."""
+    the ``date_format`` setting: a date is never guessed silently. Errors when no format fits."""
     col = table[raw]
     if col.type().is_timestamp() or col.type().is_date():
         return ISO
@@ -209,7 +205,7 @@ def detect_date_format(
         first = sub.limit(3).execute()
         examples = first["v"].tolist()
         wanted = (
-            f"dates in the format {forced!r} (--date-format)"
+            f"dates in the format {forced!r} (date_format)"
             if forced
             else "dates like 2011-12-09 13:45, 09/12/2011, 12/09/2011 or 20111209"
         )
@@ -222,6 +218,7 @@ def detect_date_format(
             value=examples[0] if examples else None,
             expected=f"{wanted} (first values: {', '.join(map(repr, examples))})",
             path=path,
+            settings=("date_format",),
         )
     tied = [f for f, c in scores.items() if c == top]
     if len(tied) == 1:
@@ -257,10 +254,10 @@ def _break_tie(table: ir.Table, raw: str, tied: list[str], *, path: str) -> str:
         row=int(example[ROW].iloc[0]),
         value=value,
         expected=(
-            f"--date-format {still[0]!r} or --date-format {still[1]!r} "
-            "(config: date_format), whichever your system writes"
+            f"the date_format setting: {still[0]!r} or {still[1]!r}, whichever your system writes"
         ),
         path=path,
+        settings=("date_format",),
     )
 
 

@@ -104,6 +104,7 @@ def _file_format(path: Path) -> str:
             "legacy .xls workbooks are not supported.",
             expected="save the sheet as .xlsx or CSV",
             path=str(path),
+            code="input.unreadable",
         )
     return "csv"
 
@@ -120,6 +121,7 @@ def _head_bytes(path: Path, n: int = 1 << 20) -> bytes:
             f"the file cannot be decompressed ({exc}).",
             expected="a valid gzip file",
             path=str(path),
+            code="input.unreadable",
         ) from None
 
 
@@ -128,19 +130,24 @@ def _sniff_text(path: Path, delimiter: str | None) -> tuple[str, str, list[str]]
     head = _head_bytes(path)
     if not head.strip():
         raise InputError(
-            "the file is empty.", expected="a header row and data rows", path=str(path)
+            "the file is empty.",
+            expected="a header row and data rows",
+            path=str(path),
+            code="input.unreadable",
         )
     if head.startswith(b"PAR1"):
         raise InputError(
             "the file is Parquet but its name says CSV.",
             expected="a .parquet extension",
             path=str(path),
+            code="input.unreadable",
         )
     if head[:4] == b"PK\x03\x04":
         raise InputError(
             "the file is a zip archive (perhaps an Excel workbook) but its name says CSV.",
             expected="a .xlsx extension for workbooks, or an unzipped CSV",
             path=str(path),
+            code="input.unreadable",
         )
     sample = head[:65536]
     if sample.count(b"\x00") > 0 and not (
@@ -150,6 +157,7 @@ def _sniff_text(path: Path, delimiter: str | None) -> tuple[str, str, list[str]]
             "the file is binary, not delimited text.",
             expected="a CSV/TSV text file, Parquet (.parquet) or Excel (.xlsx)",
             path=str(path),
+            code="input.unreadable",
         )
     encoding = "utf-8"
     try:
@@ -175,6 +183,8 @@ def _sniff_text(path: Path, delimiter: str | None) -> tuple[str, str, list[str]]
                 f"but it has {_DELIM_NAMES.get(better[0], repr(better[0]))}s.",
                 expected=f"delimiter {better[0]!r} (or leave the delimiter to be detected)",
                 path=str(path),
+                code="input.unreadable",
+                settings=("delimiter",),
             )
     fields = next(csv.reader([header], delimiter=delimiter, quotechar='"', doublequote=True))
     return delimiter, encoding, fields
@@ -204,11 +214,16 @@ def read(
     """
     p = Path(path)
     if not p.exists():
-        raise InputError("the file does not exist.", path=str(p))
+        raise InputError("the file does not exist.", path=str(p), code="input.unreadable")
     if p.is_dir():
-        raise InputError("this is a directory, not a file.", path=str(p))
+        raise InputError("this is a directory, not a file.", path=str(p), code="input.unreadable")
     if p.stat().st_size == 0:
-        raise InputError("the file is empty.", expected="a header row and data rows", path=str(p))
+        raise InputError(
+            "the file is empty.",
+            expected="a header row and data rows",
+            path=str(p),
+            code="input.unreadable",
+        )
     fmt = _file_format(p)
     enc = None
     if fmt == "csv":
@@ -243,12 +258,14 @@ def read(
                     expected=f"{expected_fields} {_DELIM_NAMES.get(delimiter, delimiter)}-"
                     "separated fields on every line; quote fields that contain the delimiter",
                     path=str(p),
+                    code="input.unreadable",
                 ) from None
             raise InputError(
                 f"the file could not be read as {_DELIM_NAMES.get(delimiter, delimiter)}-"
                 f"delimited text: {_first_line(exc)}",
                 expected="one header row and the same number of fields on every line",
                 path=str(p),
+                code="input.unreadable",
             ) from None
         if len(cols) == 1:
             header = cols[0]
@@ -259,6 +276,8 @@ def read(
                     f"{_DELIM_NAMES[other[0]]}s.",
                     expected=f"delimiter {other[0]!r}",
                     path=str(p),
+                    code="input.unreadable",
+                    settings=("delimiter",),
                 )
     elif fmt == "parquet":
         with p.open("rb") as fh:
@@ -267,6 +286,7 @@ def read(
                     "the file is not valid Parquet (missing PAR1 magic bytes).",
                     expected="a Parquet file",
                     path=str(p),
+                    code="input.unreadable",
                 )
         try:
             # DuckDB's file_row_number is computed in the parallel scan; a row_number()
@@ -274,7 +294,9 @@ def read(
             table = con.read_parquet(str(p), file_row_number=True)
         except (duckdb.Error, ibis.common.exceptions.IbisError) as exc:
             raise InputError(
-                f"the Parquet file could not be read: {_first_line(exc)}", path=str(p)
+                f"the Parquet file could not be read: {_first_line(exc)}",
+                path=str(p),
+                code="input.unreadable",
             ) from None
         import pyarrow.parquet as pq
 
@@ -296,10 +318,14 @@ def _read_excel(
             f"the Excel workbook could not be read: {_first_line(exc)}",
             expected="a valid .xlsx workbook with a header row",
             path=str(p),
+            code="input.unreadable",
         ) from None
     if len(df) < 2:
         raise InputError(
-            "the sheet has no data rows.", expected="a header row and data rows", path=str(p)
+            "the sheet has no data rows.",
+            expected="a header row and data rows",
+            path=str(p),
+            code="input.unreadable",
         )
     # The header is read as a row so repeated names stay visible (pandas would rename the
     # second 'Price' to 'Price.1' and the file would silently gain a column).
@@ -348,6 +374,7 @@ def _locate_bad_record(
                 f"'gzip -t' (the reader reported: {_first_line(cause)})"
             ),
             path=str(path),
+            code="input.unreadable",
         ) from None
 
 
@@ -437,6 +464,7 @@ def check_columns(columns: list[str], path: str, max_columns: int = MAX_COLUMNS)
                 "column is profiled and explained, so time grows with the width"
             ),
             path=path,
+            settings=("max_columns",),
         )
     for bad in (ROW, "file_row_number"):
         if bad in columns:

@@ -114,12 +114,15 @@ class ColumnMap:
 def auto_map(columns: Iterable[str], overrides: Mapping[str, str], *, path: str) -> ColumnMap:
     """Map the file's columns to canonical names; explicit overrides win and must exist."""
     cols = list(columns)
-    missing = [f"{canon}={name!r}" for canon, name in overrides.items() if name not in cols]
+    wrong = [canon for canon, name in overrides.items() if name not in cols]
+    missing = [f"{canon}={overrides[canon]!r}" for canon in wrong]
     if missing:
         raise InputError(
             f"the column mapping names column(s) the file does not have: {', '.join(missing)}.",
             expected=f"one of the file's columns: {', '.join(map(repr, cols))}",
             path=path,
+            code="input.unknown_column",
+            settings=[f"columns.{canon}" for canon in wrong],
         )
     mapping = dict(overrides)
     taken = set(mapping.values())
@@ -185,8 +188,10 @@ def require_transaction_columns(cmap: ColumnMap, columns: list[str], *, path: st
             + "; none of the file's columns could be matched to them.",
             expected=(
                 "columns such as CustomerID, InvoiceNo, InvoiceDate, Quantity, UnitPrice "
-                f"(file has: {', '.join(map(repr, columns))}); map them with --map "
-                "canonical=column or the [columns] section of the config"
+                f"(file has: {', '.join(map(repr, columns))}); map them in the column "
+                "mapping (the columns setting: canonical name = the file's column)"
             ),
             path=path,
+            code="input.missing_column",
+            settings=("columns",),
         )

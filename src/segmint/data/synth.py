@@ -105,12 +105,19 @@ def generate_orders(
     unit_price. Return lines have order ids starting with ``C`` and negative quantities.
     """
     if customers < 1:
-        raise InputError("--customers must be at least 1.", value=customers)
+        raise InputError(
+            "the number of customers (customers) must be at least 1.",
+            value=customers,
+            settings=("customers",),
+        )
     path = Path(out)
     fmt = path.suffix.lower()
     if fmt not in {".parquet", ".csv"}:
         raise InputError(
-            "the output must end in .parquet or .csv.", value=str(path), expected=".parquet/.csv"
+            "the output must end in .parquet or .csv.",
+            value=str(path),
+            expected=".parquet/.csv",
+            settings=("out",),
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     types_path = path.with_name(path.stem + "_types.parquet")

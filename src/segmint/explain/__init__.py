@@ -73,7 +73,8 @@ def explain(
         from segmint.exceptions import ConfigError
 
         raise ConfigError(
-            [f"personas.value_column: no column {revenue!r}; have {', '.join(frame.columns)}"]
+            [f"personas.value_column: no column {revenue!r}; have {', '.join(frame.columns)}"],
+            settings=("personas.value_column",),
         )
     step("profiles and statistical tests")
     data = (frame, labels, numeric, categorical)  # what every step describes

@@ -37,7 +37,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import accuracy_score, make_scorer
 from sklearn.model_selection import train_test_split
 
-from segmint.exceptions import SegmintError
+from segmint.exceptions import InputError
 
 EARLY_STOPPING_MIN = 10  # training customers per segment for a stratified 10% validation
 
@@ -142,7 +142,7 @@ def explain_drivers(
     """
     features = [*numeric, *categorical]
     if not features:
-        raise SegmintError("explain_drivers needs at least one feature")
+        raise InputError("explain_drivers needs at least one feature")
     y_all = np.asarray(labels)
     n = len(y_all)
     rng = np.random.default_rng(seed)

@@ -39,13 +39,15 @@ class EffectResult:
     groups: pd.DataFrame
 
 
-def _check_column(frame: pd.DataFrame, col: str, what: str, source: str) -> None:
+def _check_column(frame: pd.DataFrame, col: str, setting: str, what: str, source: str) -> None:
     if col not in frame.columns:
         raise InputError(
-            f"{what} names column {col!r}, which the table does not have.",
+            f"{col!r} ({setting}: {what}) is not a column of the table.",
             expected=f"one of: {', '.join(c for c in frame.columns if c != 'customer_id')}",
             path=source,
             column=col,
+            code="input.unknown_column",
+            settings=(setting,),
         )
 
 
@@ -63,9 +65,9 @@ def attribute_effect(
     source: str = "the data",
 ) -> EffectResult:
     """Test whether the groups of ``by`` differ in each outcome of ``on``."""
-    _check_column(frame, by, "--by", source)
+    _check_column(frame, by, "by", "the attribute that forms the groups", source)
     for y in on:
-        _check_column(frame, y, "--on", source)
+        _check_column(frame, y, "on", "an outcome", source)
     x = frame[by]
     numeric_x = pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x)
     binned = False
@@ -76,11 +78,12 @@ def attribute_effect(
         missing = [v for v in levels if v not in order]
         if missing:
             raise InputError(
-                f"--order does not list every value of {by!r}: missing "
+                f"the order given for {by!r} (order) does not list all of its values: missing "
                 f"{', '.join(map(repr, sorted(missing)))}.",
                 expected=f"all of: {', '.join(map(repr, sorted(levels)))}",
                 path=source,
                 column=by,
+                settings=("order",),
             )
         groups = pd.Categorical(x.astype("string"), categories=order, ordered=True)
         rank = pd.Series(groups.codes, index=frame.index, dtype="float64").where(groups.codes >= 0)

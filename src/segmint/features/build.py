@@ -12,9 +12,9 @@ from segmint.config import Clv
 from segmint.data.clean_customers import CleanCustomers
 from segmint.data.clean_lines import CleanTransactions
 from segmint.data.readers import temp_name, to_pandas
-from segmint.exceptions import InputError
+from segmint.exceptions import InputError, ModelError
 from segmint.features import behaviour
-from segmint.features.clv import ModelError, customer_clv
+from segmint.features.clv import customer_clv
 from segmint.features.clv_summary import clv_summary
 from segmint.features.rfm import rfm_scores
 
@@ -102,14 +102,18 @@ class CustomerFeatures:
             dropped,
         )
 
-    def select(self, names: list[str], *, source: str = "--features") -> CustomerFeatures:
-        """Restrict the features used for segmentation, checking every name."""
+    def select(self, names: list[str], *, source: str = "features") -> CustomerFeatures:
+        """Restrict the features used for segmentation, checking every name; ``source`` is
+        the setting the names come from, as the error names it."""
         available = [c for c in self.frame.columns if c != "customer_id"]
         unknown = [n for n in names if n not in available]
         if unknown:
             raise InputError(
-                f"{source} names feature(s) that do not exist: {', '.join(map(repr, unknown))}.",
+                f"the {source} setting names feature(s) that do not exist: "
+                f"{', '.join(map(repr, unknown))}.",
                 expected=f"some of: {', '.join(available)}",
+                code="input.unknown_column",
+                settings=(source,),
             )
         numeric = [n for n in names if pd.api.types.is_numeric_dtype(self.frame[n])]
         categorical = [n for n in names if n not in numeric]
@@ -182,10 +186,11 @@ def build_features(
                 "and tenure would be negative for the customers who bought after it.",
                 column=tx.cmap.get("ts"),
                 expected=(
-                    "--observation-end on or after the last order (default: the day after it), "
+                    "observation_end on or after the last order (default: the day after it), "
                     "or data filtered to the period you want to look at"
                 ),
                 path=tx.source.path,
+                settings=("observation_end",),
             )
         if categories is not None:
             cat_col, cats = categories.get("column"), list(categories.get("values") or [])
@@ -246,5 +251,6 @@ def build_features(
         raise InputError(
             "no customer is left to segment after cleaning.",
             expected="at least one customer with a valid purchase or attribute row",
+            code="input.too_few_customers",
         )
     return CustomerFeatures(frame, numeric, categorical, end, info)

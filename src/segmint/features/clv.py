@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
-from segmint.features.mle import Fit, ModelError, compress, distinct, dot, fit_mle, per_distinct
+from segmint.exceptions import ModelError
+from segmint.features.mle import Fit, compress, distinct, dot, fit_mle, per_distinct
 
 __all__ = [
     "CLV_COLUMNS",

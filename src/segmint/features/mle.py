@@ -18,11 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from segmint.exceptions import SegmintError
-
-
-class ModelError(SegmintError):
-    """The data cannot identify the model, or the fit did not converge."""
+from segmint.exceptions import ModelError
 
 
 @dataclass

@@ -58,11 +58,12 @@ def _validate(
     first_day = pd.Timestamp(first_ts).normalize()
     if not (first_day < cal_day < hold_day):
         raise InputError(
-            f"--calibration-end {cal_day.date()} must fall after the first order "
+            f"calibration_end {cal_day.date()} must fall after the first order "
             f"({first_day.date()}) and before the last day of the holdout "
             f"({hold_day.date()}).",
             path=path,
             column="ts",
+            settings=("calibration_end", "holdout_end"),
         )
     unit = settings.clv.unit_days
     # clv_summary takes windows by their exclusive ends: midnight after each last day

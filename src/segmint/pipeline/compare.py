@@ -40,7 +40,7 @@ from sklearn.metrics import adjusted_rand_score
 from segmint.config import Clustering
 from segmint.evaluate import metrics
 from segmint.evaluate.stability import bootstrap_stability
-from segmint.exceptions import SegmintError
+from segmint.exceptions import InputError, SegmintError
 
 MAX_NOISE = 0.2
 MIN_STABILITY = 0.7
@@ -135,7 +135,7 @@ def compare_methods(
         )
     table = pd.DataFrame(rows)
     if not fitted:
-        raise SegmintError(
+        raise InputError(
             "no clustering method could segment these customers: "
             + "; ".join(f"{r['method']}: {r['error']}" for r in rows)
         )

@@ -178,6 +178,7 @@ def find_run_folder(
     if not folder.is_dir():
         raise ArtifactError(
             f"run {record.id} was written to {folder}, which no longer exists (moved or "
-            "deleted outside segmint)."
+            "deleted outside segmint).",
+            code="artifact.missing",
         )
     return folder

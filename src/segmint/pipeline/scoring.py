@@ -68,6 +68,7 @@ def _score(
             f"the data lacks feature(s) the model uses: {', '.join(map(repr, missing))}.",
             expected="the same attribute columns as the training data",
             path=", ".join(i["path"] for i in ing.inputs),
+            code="input.missing_column",
         )
     return Prediction(model.predict_frame(feats.frame), ing.rows, quarantine_frame(ing), feats.info)
 

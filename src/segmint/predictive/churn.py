@@ -36,17 +36,13 @@ from segmint.config import Churn
 from segmint.data.clean_lines import CleanTransactions
 from segmint.data.parsing import hash64
 from segmint.data.readers import temp_name
-from segmint.exceptions import SegmintError
+from segmint.exceptions import InputError, LeakageError, ModelError
 from segmint.features import build_features
 from segmint.features.build import BEHAVIOUR
-from segmint.features.clv import BetaGeo, ModelError
+from segmint.features.clv import BetaGeo
 from segmint.features.clv_summary import clv_summary
 
 FEATURES = BEHAVIOUR
-
-
-class LeakageError(SegmintError):
-    """A training snapshot's label window reaches past the test snapshot."""
 
 
 @dataclass
@@ -67,11 +63,13 @@ def plan_snapshots(first: _dt.datetime, end: _dt.datetime, rules: Churn) -> Plan
         train.append(s)
         s -= _dt.timedelta(days=rules.step_days)
     if not train:
-        raise SegmintError(
+        raise InputError(
             f"churn needs at least {rules.min_history_days} days of history, then two "
             f"{rules.horizon_days}-day label windows (one to train, one to test); the data "
             f"span {first.date()} to {end.date()}. Shorten churn.horizon_days or "
-            "churn.min_history_days, or switch churn off."
+            "churn.min_history_days, or switch churn off (churn.enabled).",
+            code="input.insufficient_history",
+            settings=("churn.horizon_days", "churn.min_history_days", "churn.enabled"),
         )
     plan = Plan(train=sorted(train), test=test, horizon_days=rules.horizon_days)
     check_time_split(plan)
@@ -182,11 +180,13 @@ def check_classes(y_train: np.ndarray, y_test: np.ndarray) -> None:
     counts = [(int(y.sum()), int(len(y) - y.sum())) for y in (y_train, y_test)]
     if min(min(c) for c in counts) < MIN_PER_CLASS:
         (a, b), (c, d) = counts
-        raise SegmintError(
+        raise InputError(
             f"churn needs at least {MIN_PER_CLASS} churned and {MIN_PER_CLASS} retained "
             f"customers in the training snapshots and in the test snapshot; these data have "
             f"{a} churned / {b} retained (training) and {c} / {d} (test). More customers or "
-            "history, another churn.horizon_days, or churn switched off."
+            "history, another churn.horizon_days, or churn switched off (churn.enabled).",
+            code="input.too_few_customers",
+            settings=("churn.horizon_days", "churn.enabled"),
         )
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from segmint.exceptions import SegmintError
+from segmint.exceptions import OutputError
 from segmint.locks import FolderLock
 
 # Files an operating system drops into folders; a folder holding them is still segmint's.
@@ -161,9 +161,10 @@ def check_folder(target: Path, kind: Kind) -> None:
     """Refuse a path that is not ours to replace: a file, or a folder segmint did not write."""
     what = f"segmint writes a whole {kind.label} at once and replaces the old one"
     if os.path.lexists(target) and not target.is_dir():
-        raise SegmintError(
+        raise OutputError(
             f"{target}: the output path is a file, not a folder; {what}. "
-            "Choose a folder path for the output (--out)."
+            "Choose a folder path for the output.",
+            settings=("out",),
         )
     if not target.is_dir():
         return
@@ -172,17 +173,19 @@ def check_folder(target: Path, kind: Kind) -> None:
     except OSError as exc:
         raise _unwritable(target, exc) from None
     if names - _OS_JUNK and kind.marker not in names:
-        raise SegmintError(
+        raise OutputError(
             f"{target}: the folder exists and is not a segmint {kind.label} (it has no "
             f"{kind.marker}, and holds {_listing(names)}); {what}, so it will not write there. "
-            "Choose a new or empty folder for the output (--out)."
+            "Choose a new or empty folder for the output.",
+            settings=("out",),
         )
     foreign = {n for n in names - kind.files - _OS_JUNK if not _own_temp(n, kind)}
     if foreign:
-        raise SegmintError(
+        raise OutputError(
             f"{target}: the {kind.label} also holds files segmint did not write "
             f"({_listing(foreign)}); {what}, so they would be lost. Move them elsewhere or "
-            "choose another folder for the output (--out)."
+            "choose another folder for the output.",
+            settings=("out",),
         )
 
 
@@ -193,7 +196,7 @@ def _own_temp(name: str, kind: Kind) -> bool:
     return m is not None and m[1] in kind.files
 
 
-def write_error(exc: OSError, target: Path, part: Path, kind: Kind, existed: bool) -> SegmintError:
+def write_error(exc: OSError, target: Path, part: Path, kind: Kind, existed: bool) -> OutputError:
     """One paragraph for a failed write: which file, why, and that the old folder is intact."""
     name = exc.filename
     if name:
@@ -207,9 +210,11 @@ def write_error(exc: OSError, target: Path, part: Path, kind: Kind, existed: boo
         else f"nothing was written to {target}"
     )
     todo = "Free some disk space" if nospace else "Fix the cause"
-    return SegmintError(
+    return OutputError(
         f"{target}: writing {name or 'the ' + kind.label} failed: {why}. The partial folder "
-        f"was removed and {before}. {todo} (or choose another --out) and run again."
+        f"was removed and {before}. {todo} (or choose another output folder) and run again.",
+        code="output.unwritable",
+        settings=("out",),
     )
 
 
@@ -219,14 +224,16 @@ def _listing(names: set[str], most: int = 5) -> str:
     return ", ".join(shown) + more
 
 
-def _unwritable(target: Path, exc: OSError) -> SegmintError:
+def _unwritable(target: Path, exc: OSError) -> OutputError:
     where = Path(exc.filename) if exc.filename else target.parent
     if where.parent == target.parent and where.name.startswith(f".{target.name}."):
         where = target.parent  # our lock or partial folder: the parent is what is not writable
-    return SegmintError(
+    return OutputError(
         f"{target}: cannot write the output folder here: {where}: "
         f"{exc.strerror or exc} (errno {exc.errno}). Nothing was run. Choose an output folder "
-        "(--out) on a writable disk, in a folder you may write to."
+        "on a writable disk, in a folder you may write to.",
+        code="output.unwritable",
+        settings=("out",),
     )
 
 
@@ -237,9 +244,10 @@ def _make_parent(target: Path) -> list[Path]:
     for up in target.parents:
         if os.path.lexists(up):
             if not up.is_dir():
-                raise SegmintError(
+                raise OutputError(
                     f"{target}: {up} is a file, so no folder can be created under it. "
-                    "Nothing was run. Choose another output folder (--out)."
+                    "Nothing was run. Choose another output folder.",
+                    settings=("out",),
                 )
             break
         missing.append(up)

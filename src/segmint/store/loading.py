@@ -33,7 +33,9 @@ def read_manifest(folder: str | Path) -> RunManifest:
     """The run's manifest, or an ``ArtifactError`` saying why it cannot be used."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise ArtifactError(f"{Path(folder)}: not a segmint run folder (no {MANIFEST}).")
+        raise ArtifactError(
+            f"{Path(folder)}: not a segmint run folder (no {MANIFEST}).", code="artifact.missing"
+        )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -65,7 +67,9 @@ def load_run_model(folder: str | Path) -> SegmentationModel:
     d = Path(folder)
     path = d / MANIFEST
     if not path.is_file():
-        raise ArtifactError(f"{d}: not a segmint run folder (no {MANIFEST}).")
+        raise ArtifactError(
+            f"{d}: not a segmint run folder (no {MANIFEST}).", code="artifact.missing"
+        )
     try:
         m = json.loads(path.read_text(encoding="utf-8"))
         expected = m["config_hash"]
@@ -81,7 +85,8 @@ def load_run_model(folder: str | Path) -> SegmentationModel:
             raise ArtifactError(
                 f"{model}: the file does not match the run's manifest ({found}; the manifest "
                 f"records sha256 {want[:12]}): the folder mixes files from two runs. Use the "
-                "run folder the model came from, or make the run again into this folder."
+                "run folder the model came from, or make the run again into this folder.",
+                code="model.mismatch",
             )
     return SegmentationModel.load(model, expected_hash=expected)
 

@@ -327,10 +327,14 @@ def _check_tag(tag: str) -> str:
             [
                 f"tag {tag!r} is not allowed: use 1 to 64 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit"
-            ]
+            ],
+            settings=("tag",),
         )
     if tag in _RESERVED_REFS:
-        raise ConfigError([f"tag {tag!r} is reserved: it always means the newest succeeded run"])
+        raise ConfigError(
+            [f"tag {tag!r} is reserved: it always means the newest succeeded run"],
+            settings=("tag",),
+        )
     return tag
 
 
@@ -339,7 +343,10 @@ def _check_name(name: str | None) -> str | None:
         return None
     cleaned = name.strip()
     if not cleaned or len(cleaned) > 200 or any(ch < " " for ch in cleaned):
-        raise ConfigError([f"run name {name!r} is not allowed: use 1 to 200 printable characters"])
+        raise ConfigError(
+            [f"run name {name!r} is not allowed: use 1 to 200 printable characters"],
+            settings=("name",),
+        )
     return cleaned
 
 

@@ -74,11 +74,15 @@ class Workspace:
         root = Path(chosen).expanduser().absolute()
         for folder in (root, root / RUNS_DIR):
             if folder.exists() and not folder.is_dir():
-                raise ConfigError([f"workspace {folder} is a file, not a folder"])
+                raise ConfigError(
+                    [f"workspace {folder} is a file, not a folder"], settings=("workspace",)
+                )
         try:
             (root / RUNS_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError([f"workspace {root} cannot be created: {exc.strerror}"]) from None
+            raise ConfigError(
+                [f"workspace {root} cannot be created: {exc.strerror}"], settings=("workspace",)
+            ) from None
 
         if database_url is None and os.environ.get(ENV_DATABASE_URL, "").strip():
             url, source = os.environ[ENV_DATABASE_URL].strip(), ENV_DATABASE_URL
@@ -89,7 +93,9 @@ class Workspace:
         try:
             parse_database_url(url)
         except ConfigError as exc:
-            raise ConfigError([f"{source}: {problem}" for problem in exc.problems]) from None
+            raise ConfigError(
+                [f"{source}: {problem}" for problem in exc.problems], settings=exc.settings
+            ) from None
         return cls(root, url)
 
     @property

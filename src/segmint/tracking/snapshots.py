@@ -34,7 +34,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
 from segmint.data.clean_lines import CleanTransactions
-from segmint.exceptions import SegmintError
+from segmint.exceptions import ConfigError, InputError
 from segmint.features import build_features
 from segmint.model import SegmentationModel
 from segmint.preprocess import transform
@@ -51,16 +51,20 @@ def snapshot_dates(
     """Period starts (month or quarter) after ``min_history_days`` of history, up to and
     including ``end`` (the run's observation end, which closes the last period)."""
     if every not in {"month", "quarter"}:
-        raise SegmintError(f"--every must be 'month' or 'quarter', got {every!r}")
+        raise ConfigError(
+            [f"every must be 'month' or 'quarter', got {every!r}"], settings=("every",)
+        )
     freq = "MS" if every == "month" else "QS"
     start = pd.Timestamp(first) + pd.Timedelta(days=min_history_days)
     dates = [d.to_pydatetime() for d in pd.date_range(start, end, freq=freq)]
     if not dates or dates[-1] < end:
         dates.append(end)
     if len(dates) < 2:
-        raise SegmintError(
+        raise InputError(
             f"tracking by {every} needs at least two snapshots; the data run from "
-            f"{first.date()} to {end.date()}. Use --every month or more data."
+            f"{first.date()} to {end.date()}. Snapshot every month (every) or use more data.",
+            code="input.insufficient_history",
+            settings=("every",),
         )
     return dates
 
@@ -126,7 +130,7 @@ def track(
         frame = _features_at(tx, at, model)
         missing = [c for c in features if c not in frame]
         if missing:
-            raise SegmintError(f"features {missing} cannot be computed at {at.date()}")
+            raise InputError(f"features {missing} cannot be computed at {at.date()}")
         X = transform(model.preprocessor, frame, model.numeric, model.categorical)
         if refit:
             # warm start from the previous centres: continuity, and on unchanged data the
