@@ -32,7 +32,8 @@ from segmint.exceptions import (
     RunStateError,
     SegmintError,
 )
-from segmint.store.registry import Registry, RunRecord, new_run_id, run_id_time
+from segmint.store.registry import Registry, RunRecord
+from segmint.store.runids import new_run_id, run_id_time
 from segmint.store.workspace import ENV_DATABASE_URL, ENV_WORKSPACE, Workspace
 
 SHA = "ab" * 32
@@ -566,9 +567,9 @@ def test_a_forked_child_uses_its_own_connections(registry: Registry) -> None:
 def test_sqlite_writes_retry_while_the_database_is_locked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from segmint.store import registry as registry_module
+    from segmint.store import backends
 
-    monkeypatch.setattr(registry_module._SQLite, "busy_timeout_ms", 100)
+    monkeypatch.setattr(backends.SQLite, "busy_timeout_ms", 100)
     path = tmp_path / "registry.db"
     patient = Registry(f"sqlite:///{path}")
     impatient = Registry(f"sqlite:///{path}", lock_timeout=0.3)

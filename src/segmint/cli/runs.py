@@ -26,7 +26,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from segmint.cli.app import guarded
-from segmint.store.registry import Kind, RunRecord, Status
+from segmint.store.registry import RunRecord
+from segmint.store.schema import Kind, Status
 from segmint.store.workspace import Workspace
 
 __all__ = ["runs_app"]

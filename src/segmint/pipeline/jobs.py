@@ -22,7 +22,8 @@ from segmint.config import Settings
 from segmint.exceptions import ArtifactError, RunNotFoundError, RunStateError, SegmintError
 from segmint.results import RunManifest
 from segmint.store.artifacts import output_folder
-from segmint.store.registry import Registry, RunRecord, new_run_id
+from segmint.store.registry import Registry, RunRecord
+from segmint.store.runids import new_run_id
 from segmint.store.workspace import Workspace
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segmint.exceptions import ConfigError, RunStateError
-from segmint.store.registry import Registry, RunRecord, mask_url, parse_database_url
+from segmint.store.registry import Registry, RunRecord
+from segmint.store.urls import mask_url, parse_database_url
 
 __all__ = [
     "DEFAULT_WORKSPACE",
