@@ -245,7 +245,7 @@ def test_full_disk_keeps_the_old_run(data, old_run, monkeypatch, where):
 
 def _refused(tmp_path, monkeypatch, out, *expect):
     """``run --out out`` is refused before the pipeline starts, writing nothing."""
-    import segmint.pipeline.segmentation
+    import segmint.pipeline.clustering
 
     called = []
     monkeypatch.setattr(segmint.pipeline.segmentation, "run", lambda *a, **k: called.append(1))
@@ -304,10 +304,10 @@ def test_run_folder_holding_user_files_is_not_replaced(data, old_run, monkeypatc
 def test_every_file_a_run_writes_is_known(data, tmp_path, monkeypatch):
     # a file missing from store.RUN would make the next run into the folder refuse it; the
     # comparison (two methods, for speed), drivers and charts add the optional files
-    import segmint.pipeline.segmentation
+    import segmint.pipeline.clustering
     from segmint.store.artifacts import RUN
 
-    monkeypatch.setattr(segmint.pipeline.segmentation, "ALGORITHMS", ("kmeans", "ward"))
+    monkeypatch.setattr(segmint.pipeline.clustering, "ALGORITHMS", ("kmeans", "ward"))
     drivers = "drivers: true, drivers_repeats: 2, drivers_sample: 200"
     (tmp_path / "full.yaml").write_text(FAST.replace("drivers: false", drivers))
     args = ["--config", tmp_path / "full.yaml", "--algorithm", "all", "--charts"]

@@ -205,3 +205,44 @@ def test_an_old_or_foreign_manifest_is_refused_clearly(orders, tmp_path):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="selection: Field required"):
         segmint.load_run(folder)
+
+
+def test_a_result_holds_no_connection(orders, tmp_path, monkeypatch):
+    """``run`` closes its DuckDB engine and removes the engine's temporary store before it
+    returns: a long-lived process (the API server) leaks neither."""
+    import os
+
+    from segmint.data import readers
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    settings = segmint.Settings.from_file(orders / "fast.yaml")
+    result = segmint.segment(orders / "orders.parquet", settings=settings)
+    assert list(tmp_path.glob(f"segmint-store-{os.getpid()}-*")) == []
+    assert len(readers._STORES) == 0
+    assert not _engines_in(result)
+    assert len(result.quarantine) == sum(result.manifest.rows.quarantined.values())
+
+
+def _engines_in(value: object, depth: int = 0, seen: set[int] | None = None) -> list[str]:
+    """Any DuckDB or Ibis object reachable from ``value`` through attributes, dicts and
+    lists (a few levels deep: a result is plain values all the way down)."""
+    seen = set() if seen is None else seen
+    if id(value) in seen or depth > 4:
+        return []
+    seen.add(id(value))
+    module = type(value).__module__.split(".")[0]
+    if module in {"duckdb", "ibis"}:
+        return [type(value).__qualname__]
+    if isinstance(value, pd.DataFrame | pd.Series | np.ndarray | str | bytes | int | float):
+        return []
+    children = (
+        list(value.values())
+        if isinstance(value, dict)
+        else list(value)
+        if isinstance(value, list | tuple)
+        else list(vars(value).values())
+        if hasattr(value, "__dict__")
+        else []
+    )
+    return [hit for child in children for hit in _engines_in(child, depth + 1, seen)]

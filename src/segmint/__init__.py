@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 from segmint._version import __version__
 from segmint.config import Settings
-from segmint.exceptions import ArtifactError, ConfigError, InputError, SegmintError
+from segmint.exceptions import (
+    AmbiguousRunError,
+    ArtifactError,
+    ConfigError,
+    InputError,
+    OutputError,
+    RegistryError,
+    RunNotFoundError,
+    RunStateError,
+    SegmintError,
+)
 
 if TYPE_CHECKING:
     from segmint.explain.effect import EffectResult
@@ -152,12 +162,17 @@ def load_model(run_dir: str) -> SegmentationModel:
 
 
 __all__ = [
+    "AmbiguousRunError",
     "ArtifactError",
     "ConfigError",
     "EffectResult",
     "InputError",
+    "OutputError",
+    "RegistryError",
     "RunManifest",
+    "RunNotFoundError",
     "RunResult",
+    "RunStateError",
     "SegmentationModel",
     "SegmintError",
     "Settings",

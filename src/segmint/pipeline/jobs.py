@@ -69,7 +69,7 @@ class Job:
         return self.succeeded(
             k=manifest.k,
             customers=manifest.customers,
-            metrics=manifest.metrics.model_dump(mode="json"),
+            metrics=manifest.metrics.model_dump(mode="json", exclude_none=True),
             inputs=[i.model_dump(mode="json") for i in manifest.inputs],
         )
 

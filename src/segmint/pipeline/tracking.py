@@ -10,7 +10,8 @@ from segmint.data import readers
 from segmint.data.clean_lines import CleanTransactions
 from segmint.data.ingest import ingest
 from segmint.exceptions import InputError
-from segmint.pipeline.segmentation import observation_end_of, segment_ingested, stage
+from segmint.pipeline.segmentation import observation_end_of, segment_ingested
+from segmint.pipeline.stages import stage
 from segmint.results import RunResult, Tracking
 from segmint.tracking.snapshots import snapshot_dates, track
 
