@@ -22,6 +22,7 @@ A method implements ``_fit_k`` and ``_finish``; where it differs it overrides ``
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -83,7 +84,7 @@ class Final:
     model: Any = None  # what ``_keep`` stores
 
 
-class KSweepSegmenter(Segmenter):
+class KSweepSegmenter(Segmenter, ABC):
     """Base of the k-choosing segmenters (module doc). Subclasses take the parameters of
     ``K_CONSTRAINTS`` (``k``, ``k_min``, ``k_max``, ``silhouette_sample``, ``bootstrap``,
     ``min_segment_share`` unless ``_decide`` is overridden, ``random_state``) and the one
@@ -96,14 +97,14 @@ class KSweepSegmenter(Segmenter):
 
     # ------------------------------------------------------------ what a method implements
 
+    @abstractmethod
     def _fit_k(self, sweep: Sweep, k: int) -> Candidate:
         """Fit ``k`` segments on ``sweep.fit_rows`` (or ``sweep.prepared``) and label
         ``sweep.scored``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _finish(self, sweep: Sweep, k: int, model: Any) -> Final:
         """The chosen ``k`` for every row, from the sweep's ``model`` of it."""
-        raise NotImplementedError
 
     def _check_input(self, X: np.ndarray) -> None:
         """Refuse input the method cannot segment (before anything is fitted)."""
