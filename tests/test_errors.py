@@ -53,6 +53,8 @@ ARGUMENT_SETTINGS = {
     "workspace",
     "name",
     "tag",
+    "host",  # segmint serve's
+    "port",
 }
 
 
@@ -224,7 +226,9 @@ def test_settings_named_by_errors_exist():
                 out |= fields(sub, f"{prefix}{name}.")
         return out
 
-    known = fields(Settings) | ARGUMENT_SETTINGS
+    from segmint.api.config import ServerSettings
+
+    known = fields(Settings) | fields(ServerSettings) | ARGUMENT_SETTINGS
     named = 0
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -50,6 +50,7 @@ __all__ = [
     "AmbiguousRunError",
     "ArtifactError",
     "ConfigError",
+    "CustomerNotFoundError",
     "InputError",
     "LeakageError",
     "ModelError",
@@ -57,6 +58,7 @@ __all__ = [
     "RegistryError",
     "RunNotFoundError",
     "RunStateError",
+    "SegmentNotFoundError",
     "SegmintError",
     "all_codes",
     "error_classes",
@@ -235,6 +237,18 @@ class AmbiguousRunError(SegmintError):
         super().__init__(message)
 
 
+class SegmentNotFoundError(SegmintError):
+    """A run has no segment with the number or name asked for."""
+
+    code = "segment.not_found"
+
+
+class CustomerNotFoundError(SegmintError):
+    """A run did not score a customer with the id asked for."""
+
+    code = "customer.not_found"
+
+
 class RunStateError(SegmintError):
     """A run cannot change as asked in its current state (finishing a finished run, deleting a
     run whose process is still alive), or is not the kind or state a command needs."""
@@ -272,6 +286,8 @@ EXIT_CODES: dict[str, int] = {
     "churn.leakage": 2,
     "run.not_found": 2,
     "run.ambiguous": 2,
+    "segment.not_found": 2,
+    "customer.not_found": 2,
     "run.state": 2,
     "registry.unavailable": 2,
 }
@@ -299,6 +315,8 @@ HTTP_STATUS: dict[str, int] = {
     "churn.leakage": 422,
     "run.not_found": 404,
     "run.ambiguous": 409,
+    "segment.not_found": 404,
+    "customer.not_found": 404,
     "run.state": 409,
     "registry.unavailable": 503,
 }

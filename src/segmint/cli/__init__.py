@@ -1,7 +1,8 @@
 """The ``segmint`` command: a thin edge over the pipeline and the workspace.
 
 Commands live in ``segment`` (run, compare, predict, trust, generate), ``analyses`` (clv,
-track, analyze effect) and ``runs`` (the run registry); ``app`` holds what they share.
+track, analyze effect), ``runs`` (the run registry) and ``serve`` (the REST API); ``app`` holds
+what they share.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from segmint.cli import analyses, segment  # noqa: F401  (they register their commands)
+from segmint.cli import analyses, segment, serve  # noqa: F401  (they register their commands)
 from segmint.cli.app import Terminated, app, on_signal
 from segmint.cli.runs import runs_app
 
