@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-clv clean
+.PHONY: install demo serve test lint bench bench-clv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ demo: install
 	$(BIN)/segmint generate --customers 20000 --seed 1 --out demo/orders.parquet
 	$(BIN)/segmint run demo/orders.parquet --out demo/run --workspace demo/workspace --name demo
 	@echo "Open demo/run/report.html; list runs with: $(BIN)/segmint runs list --workspace demo/workspace"
+	@echo "Serve it (REST API, docs at http://127.0.0.1:8000/docs): make serve"
+
+# the API over the demo workspace; the key is made on first start (demo/workspace/api-key)
+serve: install
+	test -f demo/workspace/registry.db || $(MAKE) demo
+	$(BIN)/segmint serve --workspace demo/workspace --host 127.0.0.1 --port 8000
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
