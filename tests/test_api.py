@@ -44,6 +44,8 @@ def customers_file(served) -> pd.DataFrame:
 def test_health_needs_no_key_and_says_the_version(api):
     r = api.get("/v1/health")
     assert r.status_code == 200
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["cache-control"] == "no-store"
     body = r.json()
     assert body["status"] == "ok" and body["registry"] == "ok" and body["version"]
 

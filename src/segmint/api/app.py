@@ -22,6 +22,7 @@ from segmint.api.auth import KEY_FILE, Keys, load_or_create_key
 from segmint.api.config import ServerSettings
 from segmint.api.deps import require_key
 from segmint.api.errors import install_handlers
+from segmint.api.headers import SecurityHeaders
 from segmint.api.limits import BodyLimit
 from segmint.api.routes import results, runs
 from segmint.store.workspace import Workspace
@@ -74,6 +75,7 @@ def create_app(
     app.add_middleware(
         BodyLimit, body_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes
     )
+    app.add_middleware(SecurityHeaders)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
