@@ -5,15 +5,20 @@ computed), registers the work as ``running``, and hands the caller a ``Job``. Th
 does the work, writes the folder (atomically, through ``store``) and calls
 ``Job.succeeded`` — so a row says ``succeeded`` only once its folder is complete and in
 place. Anything that stops the work (an error, Ctrl-C, SIGTERM) marks the row ``failed``
-with the reason; a process killed outright leaves it ``running``, and the registry shows it
-stale because its process is gone.
+with the reason (a domain error as ``[code] message``); a process killed outright leaves it
+``running``, and the registry shows it stale because its process is gone.
+
+A worker process started by ``pipeline.launch`` does not begin a row: its launcher registered
+one for the worker's pid, and ``job(..., adopt=run_id)`` takes it over.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,13 +88,30 @@ def job(
     out: str | Path | None = None,
     name: str | None = None,
     tags: Iterable[str] = (),
+    adopt: str | None = None,
 ) -> Iterator[Job]:
     """Reserve the folder (``out``, else ``<workspace>/runs/<id>``), register the work as
-    running, and record how it ends. The folder is checked before anything is registered."""
+    running, and record how it ends. The folder is checked before anything is registered.
+
+    ``adopt`` is the id of a row a launcher has already registered ``running`` for this
+    process (``Registry.begin(owner_pid=...)``, see ``pipeline.launch``): that row is taken
+    over instead of a new one being begun, its folder is the row's, and ``out``, ``name``
+    and ``tags`` (given when it was registered) are not used. A folder that cannot be
+    reserved then fails the row, since it is already registered."""
+    registry = workspace.registry
+    if adopt is not None:
+        record = _adoptable(registry, adopt, kind)
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(output_folder(Path(record.folder), FOLDER_KINDS[kind]))
+            except BaseException as exc:
+                _fail(registry, record.id, _reason(exc))
+                raise
+            yield from _recorded(Job(record, Path(record.folder), registry))
+        return
     run_id = new_run_id()
     folder = Path(out) if out is not None else workspace.folder_for(run_id)
     with output_folder(folder, FOLDER_KINDS[kind]):
-        registry = workspace.registry
         record = registry.begin(
             run_id=run_id,
             kind=kind,
@@ -100,14 +122,35 @@ def job(
             name=name,
             tags=tags,
         )
-        current = Job(record, folder, registry)
-        try:
-            yield current
-        except BaseException as exc:
-            _fail(registry, record.id, _reason(exc))
-            raise
-        if not current.finished:
-            _fail(registry, record.id, "the command ended without writing its result")
+        yield from _recorded(Job(record, folder, registry))
+
+
+def _recorded(current: Job) -> Iterator[Job]:
+    """Hand out the job; record a failure for whatever stops the caller's work."""
+    try:
+        yield current
+    except BaseException as exc:
+        _fail(current.registry, current.id, _reason(exc))
+        raise
+    if not current.finished:
+        _fail(current.registry, current.id, "the command ended without writing its result")
+
+
+def _adoptable(registry: Registry, run_id: str, kind: str) -> RunRecord:
+    """The row ``run_id`` if it is running, of ``kind``, and registered for this process."""
+    record = registry.get(run_id)
+    owner = f"pid {record.pid} on {record.host}"
+    if record.status != "running" or record.kind != kind:
+        raise RunStateError(
+            f"run {record.id} is a {record.status} {record.kind} run; only a running "
+            f"{kind} run registered for this process can be taken over."
+        )
+    if record.pid != os.getpid() or record.host != socket.gethostname():
+        raise RunStateError(
+            f"run {record.id} is registered for {owner}, not for this process "
+            f"(pid {os.getpid()} on {socket.gethostname()}); it cannot be taken over here."
+        )
+    return record
 
 
 def _fail(registry: Registry, run_id: str, reason: str) -> None:
@@ -121,8 +164,8 @@ def _fail(registry: Registry, run_id: str, reason: str) -> None:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (Ctrl-C)"
-    if isinstance(exc, SegmintError):
-        return str(exc)
+    if isinstance(exc, SegmintError):  # the stable code first, for programs reading the row
+        return f"[{exc.code}] {exc}"
     if not isinstance(exc, Exception):  # SIGTERM's exception (it says why), SystemExit
         return getattr(exc, "reason", None) or f"stopped ({type(exc).__name__})"
     return f"{type(exc).__name__}: {exc}"

@@ -218,6 +218,7 @@ class Registry:
         name: str | None = None,
         tags: Iterable[str] = (),
         run_id: str | None = None,
+        owner_pid: int | None = None,
     ) -> RunRecord:
         """Register a new run as ``running``, owned by this process (pid, host, start time).
 
@@ -225,11 +226,15 @@ class Registry:
         holds them (a tag names at most one run). ``run_id`` (from ``new_run_id``) lets the
         caller name the run's folder after it before registering; by default one is minted.
         Inputs need a ``path``; their ``sha256`` may come with ``succeed``.
+
+        ``owner_pid`` registers the run for another process on this host instead (a worker the
+        caller has just started to do the run): its pid and start token are recorded, so the
+        row reads stale once that process is gone, whatever becomes of the caller.
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         tag_list = list(dict.fromkeys(check_tag(tag) for tag in tags))
-        pid = os.getpid()
+        pid = os.getpid() if owner_pid is None else int(owner_pid)
         values = {
             "kind": kind,
             "status": "running",

@@ -13,6 +13,10 @@ The registry is built lazily: opening a workspace creates its folders and checks
 URL's shape, but connects only when the registry is first used. Deleting a run removes its row
 and its folder, but only a folder inside the workspace: a run written elsewhere (``--out``) is
 the user's folder, so it is left in place and the result says so.
+
+Runs started by the server keep what it received in ``<root>/uploads/<id>/`` (uploaded input
+files and the worker's log) outside the run folder, whose contents are fixed; deleting the run
+removes that folder too.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ ENV_DATABASE_URL = "SEGMINT_DATABASE_URL"
 DEFAULT_WORKSPACE = "segmint-workspace"
 REGISTRY_FILE = "registry.db"
 RUNS_DIR = "runs"
+UPLOADS_DIR = "uploads"
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,21 @@ class Workspace:
             raise ValueError(f"not a run id: {run_id!r}")
         return self.runs_dir / run_id
 
+    @property
+    def uploads_dir(self) -> Path:
+        """Where runs started by the server keep their inputs and logs: ``<root>/uploads``."""
+        return self.root / UPLOADS_DIR
+
+    def uploads_for(self, run_id: str) -> Path:
+        """A server-started run's uploaded inputs and worker log: ``<root>/uploads/<id>``."""
+        return self.uploads_dir / self.folder_for(run_id).name
+
+    def reopen_arguments(self) -> dict[str, str]:
+        """What another process needs to open this same workspace (``Workspace.open(**...)``):
+        the root and the registry URL *unmasked*. For handing to a worker over a pipe; never
+        print it or put it on a command line."""
+        return {"path": str(self.root), "database_url": self._database_url}
+
     def contains(self, path: str | os.PathLike[str]) -> bool:
         """Whether ``path`` (symlinks resolved) lies inside this workspace and is neither its
         root nor its ``runs/`` folder."""
@@ -125,7 +145,8 @@ class Workspace:
         return resolved.is_relative_to(root) and resolved not in (root, self.runs_dir.resolve())
 
     def delete_run(self, ref: str, *, force: bool = False) -> DeletedRun:
-        """Delete a run's registry row and, when it lies inside the workspace, its folder.
+        """Delete a run's registry row and, when it lies inside the workspace, its folder;
+        the server's uploads for it (``uploads_for``) go too.
 
         A run whose process is still running is refused unless ``force``; a stale row (its
         process is gone) is deleted like any other. The folder is first renamed aside, so a
@@ -138,6 +159,13 @@ class Workspace:
                 f"Run {record.id} is still running ({where}); wait for it to finish, or force "
                 "the delete if that process is gone."
             )
+        deleted = self._delete_row_and_folder(record)
+        uploads = self.uploads_for(record.id)
+        if uploads.is_dir() and not uploads.is_symlink():
+            shutil.rmtree(uploads, ignore_errors=True)
+        return deleted
+
+    def _delete_row_and_folder(self, record: RunRecord) -> DeletedRun:
         folder = Path(record.folder)
         if not self.contains(folder):
             self.registry.delete(record.id)
