@@ -18,9 +18,10 @@ import pytest
 from segmint.config import Settings
 from segmint.data import readers
 from segmint.exceptions import InputError, RunStateError
-from segmint.pipeline import launch
+from segmint.pipeline import uploads
 from segmint.pipeline.jobs import job
-from segmint.pipeline.launch import LOG_FILE, Launcher, safe_file_name
+from segmint.pipeline.launch import LOG_FILE, Launcher
+from segmint.pipeline.uploads import safe_file_name
 from segmint.store.workspace import Workspace
 
 FAST = {"clustering": {"stability_runs": 0, "bootstrap": 10, "k_max": 5}}
@@ -79,9 +80,9 @@ def test_upload_names_the_readers_cannot_read_are_refused(given):
 
 
 def test_the_accepted_suffixes_are_the_readers_own():
-    assert set(launch.CSV_SUFFIXES) == readers.CSV_SUFFIXES
-    assert set(launch.PARQUET_SUFFIXES) == readers.PARQUET_SUFFIXES
-    assert set(launch.EXCEL_SUFFIXES) == readers.EXCEL_SUFFIXES
+    assert set(uploads.CSV_SUFFIXES) == readers.CSV_SUFFIXES
+    assert set(uploads.PARQUET_SUFFIXES) == readers.PARQUET_SUFFIXES
+    assert set(uploads.EXCEL_SUFFIXES) == readers.EXCEL_SUFFIXES
 
 
 # -- registering for another process, adopting ------------------------------------------------
@@ -234,3 +235,43 @@ def test_slots_bound_workers_across_launchers_and_free_when_released(ws):
     again = second.reserve()
     assert again is not None
     again.release()
+
+
+def test_another_launcher_cancels_through_the_registry(ws, orders):
+    starter, other = Launcher(ws, max_jobs=1), Launcher(ws, max_jobs=1)  # two server processes
+    run_id, folder = start(starter, orders, clustering={"k_max": 8})
+    wait_until(lambda: adopted(folder, run_id))
+    pid = ws.registry.get(run_id).pid
+    assert other.cancel(run_id).id == run_id
+    assert starter.wait(60) and gone(pid)
+    row = ws.registry.get(run_id)
+    assert (row.state, row.error) == ("failed", "cancelled")
+
+
+def test_a_pid_whose_start_token_differs_is_never_signalled(ws):
+    import sqlalchemy as sa
+
+    from segmint.store.schema import runs_table
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record = ws.registry.begin(
+            kind="run", folder=ws.folder_for("s"), inputs=[], config={}, config_hash=None,
+            owner_pid=sleeper.pid,
+        )  # fmt: skip
+        assert ws.registry.get(record.id).state == "running"
+
+        def recycled(conn: sa.Connection) -> None:  # as if the pid now names another process
+            conn.execute(
+                runs_table.update()
+                .where(runs_table.c.id == record.id)
+                .values(proc_start="another-boot:1")
+            )
+
+        ws.registry._database.write(recycled)
+        with pytest.raises(RunStateError, match="stale"):
+            Launcher(ws).cancel(record.id)
+        assert sleeper.poll() is None  # not signalled
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -4,7 +4,7 @@ the server's data directory. The trust boundary between a caller and the server'
 - **Uploads** (``receive_uploads``) are parsed as they arrive (python-multipart's streaming
   parser, not Starlette's form parser, which spools every file to a temporary file first):
   each ``files`` part is written straight into the run's upload folder under a name of
-  ``pipeline.launch.safe_file_name``'s making (never the caller's path), and the bytes are
+  ``pipeline.uploads.safe_file_name``'s making (never the caller's path), and the bytes are
   counted against the upload limit as they come: over it, 413 at once, and the partial files
   go with the reservation. Other fields are small text held in memory, each bounded.
 - **Paths** (``resolve_data_paths``) are read only inside ``ServerSettings.data_dir``, after
@@ -28,7 +28,7 @@ from starlette.requests import Request
 from segmint.api.errors import Refusal
 from segmint.api.limits import too_large
 from segmint.exceptions import InputError
-from segmint.pipeline.launch import safe_file_name
+from segmint.pipeline.uploads import safe_file_name
 
 __all__ = ["FIELDS", "MAX_FILES", "Uploaded", "receive_uploads", "resolve_data_paths"]
 

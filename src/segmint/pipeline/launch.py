@@ -32,7 +32,7 @@ Why a process per run, started this way:
   would have to survive server restarts to be honest about what it promised, and a caller
   (a scheduler) can retry.
 - **Uploads live beside, not inside, the run folder** (whose files are fixed): in
-  ``<workspace>/uploads/<id>/``, named by ``safe_file_name``; the row's inputs point there.
+  ``<workspace>/uploads/<id>/``, named by ``uploads.safe_file_name``; the row's inputs point there.
   They stay as long as the run does, so what a run read stays inspectable and re-runnable, and
   ``Workspace.delete_run`` (``DELETE /v1/runs/{RUN}``, ``segmint runs delete``) removes them
   with the run.
@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
 import signal
 import socket
@@ -51,7 +50,6 @@ import subprocess
 import sys
 import threading
 import time
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,25 +58,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from segmint.config import Settings
-from segmint.exceptions import InputError, RunStateError
+from segmint.exceptions import RunStateError
+from segmint.pipeline.processes import exit_text, log_tail, signal_owner, slot_fd
 from segmint.store.registry import RunRecord
 from segmint.store.runids import new_run_id
 from segmint.store.validation import check_name, check_tag
 from segmint.store.workspace import Workspace
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no bound across processes
-    fcntl = None  # type: ignore[assignment]
-
 __all__ = [
-    "INPUT_SUFFIXES",
     "LOG_FILE",
     "Launcher",
     "Reservation",
     "WorkerSpec",
     "kind_for",
-    "safe_file_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -86,16 +78,7 @@ log = logging.getLogger(__name__)
 LOG_FILE = "worker.log"
 EXIT_CANCELLED = 143  # pipeline.worker's status after SIGTERM
 SLOTS_DIR = ".slots"
-# What ``data.readers`` reads (by the last suffix; ``.gz`` around CSV or Parquet). Kept here
-# as text so the server does not import the query engine to check a file name; a test checks
-# it against the readers' own sets.
-CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".tab")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-EXCEL_SUFFIXES = (".xlsx", ".xlsm")
-INPUT_SUFFIXES = (*CSV_SUFFIXES, *PARQUET_SUFFIXES, *EXCEL_SUFFIXES)
 _NOT_FOR_WORKERS = ("SEGMINT_API_KEY",)  # a worker serves no requests
-_STEM_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-_MAX_STEM = 80
 
 
 class WorkerSpec(BaseModel):
@@ -113,50 +96,6 @@ class WorkerSpec(BaseModel):
 def kind_for(settings: Settings) -> Literal["run", "compare"]:
     """The registry kind of a segmentation with these settings, as ``segmint run`` picks it."""
     return "compare" if settings.clustering.algorithm == "all" else "run"
-
-
-def safe_file_name(name: str | None, index: int) -> str:
-    """A file name for an uploaded input that is safe to create in the run's upload folder
-    and that the readers recognise: ``<index>-<stem><suffix>``.
-
-    Only the last path component of ``name`` is kept (no ``..``, no folders, no drive), its
-    characters are reduced to ``A-Z a-z 0-9 . _ -``, and the suffix must be one the readers
-    accept (``INPUT_SUFFIXES``, optionally followed by ``.gz``): a legacy ``.xls``, ``.json``
-    or a missing suffix is refused with ``InputError`` naming what is accepted. The index
-    keeps two uploads with the same name apart.
-    """
-    raw = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    text = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode()
-    lower = text.lower()
-    gz = lower.endswith(".gz")
-    base = text[:-3] if gz else text
-    stem, dot, suffix = base.rpartition(".")
-    suffix = f".{suffix.lower()}" if dot else ""
-    if suffix not in INPUT_SUFFIXES or (gz and suffix in EXCEL_SUFFIXES):
-        raise InputError(
-            "an uploaded file's name must end in a suffix segmint reads.",
-            path=raw or "(no file name)",
-            expected=f"one of {', '.join(INPUT_SUFFIXES)} (CSV or Parquet may add .gz)",
-            code="input.unreadable",
-        )
-    clean = _STEM_CHARS.sub("_", stem).strip("._-")[:_MAX_STEM] or "upload"
-    return f"{index:02d}-{clean}{suffix}{'.gz' if gz else ''}"
-
-
-def _slot_fd(folder: Path, slots: int) -> int | None:
-    """An open, ``flock``-ed slot file (one of ``slots``), or None when every one is held."""
-    if fcntl is None:  # pragma: no cover
-        return os.open(os.devnull, os.O_RDONLY)
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in range(slots):
-        fd = os.open(folder / f"slot-{n}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        return fd
-    return None
 
 
 @dataclass
@@ -226,7 +165,7 @@ class Launcher:
         """A new run id, its upload folder and a worker slot; None when ``max_jobs`` workers
         (of any server process on this workspace) are running. Use it as a context manager:
         it is released unless the run starts."""
-        slot = _slot_fd(self.workspace.uploads_dir / SLOTS_DIR, self.max_jobs)
+        slot = slot_fd(self.workspace.uploads_dir / SLOTS_DIR, self.max_jobs)
         if slot is None:
             return None
         run_id = new_run_id()
@@ -385,12 +324,12 @@ class Launcher:
             if worker.cancelled or code in (EXIT_CANCELLED, -signal.SIGTERM):
                 return "cancelled" if worker.cancelled else "cancelled (SIGTERM) before it started"
             return (
-                f"the worker process {_exit_text(code)} before it started the run"
-                f"{_log_tail(worker.log)}"
+                f"the worker process {exit_text(code)} before it started the run"
+                f"{log_tail(worker.log)}"
             )
         if code < 0:
             return None  # killed by a signal after adopting: the row reads stale
-        return f"the worker process {_exit_text(code)} without recording the run's end"
+        return f"the worker process {exit_text(code)} without recording the run's end"
 
     # -- cancelling --------------------------------------------------------------------------
 
@@ -415,7 +354,7 @@ class Launcher:
             timer.daemon = True
             timer.start()
         else:
-            _signal_owner(registry, record)
+            signal_owner(registry, record)
         return registry.get(record.id)
 
     def _check_cancellable(self, record: RunRecord) -> None:
@@ -459,65 +398,3 @@ class Launcher:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
-
-
-def _signal_owner(registry: Any, record: RunRecord) -> None:
-    """SIGTERM to a running row's process that this launcher did not start (another server
-    process's worker, a ``segmint run``), pinned by a pidfd and checked against the row's
-    start token after it is pinned, so a recycled pid is never signalled."""
-    assert record.pid is not None
-    pidfd = None
-    if hasattr(os, "pidfd_open"):
-        try:
-            pidfd = os.pidfd_open(record.pid)
-        except ProcessLookupError:
-            raise RunStateError(
-                f"run {record.id}'s process has just ended; it cannot be cancelled."
-            ) from None
-        except OSError:
-            pidfd = None
-    try:
-        again = registry.get(record.id)  # liveness checks the pinned pid's start token
-        if again.state != "running":
-            raise RunStateError(
-                f"run {record.id} is {again.state} now; only a running run can be cancelled."
-            )
-        try:
-            if pidfd is not None:
-                signal.pidfd_send_signal(pidfd, signal.SIGTERM)
-            else:  # pragma: no cover - no pidfd: a small window for a recycled pid remains
-                os.kill(record.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            raise RunStateError(
-                f"run {record.id}'s process has just ended; it cannot be cancelled."
-            ) from None
-        except PermissionError:
-            raise RunStateError(
-                f"run {record.id}'s process (pid {record.pid}) belongs to another user; this "
-                "server cannot cancel it."
-            ) from None
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
-
-
-def _exit_text(code: int) -> str:
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with status {code}"
-
-
-def _log_tail(path: Path, chars: int = 1500) -> str:
-    """``: <the end of the worker's log>`` (where a crash on start says why), or empty."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - chars))
-            text = f.read().decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
-    return f"; its log ends: {text}" if text else ""
