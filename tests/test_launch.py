@@ -275,3 +275,12 @@ def test_a_pid_whose_start_token_differs_is_never_signalled(ws):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_workers_get_no_api_key_and_a_share_of_the_cpus(ws, monkeypatch):
+    monkeypatch.setenv("SEGMINT_API_KEY", "a-key-workers-never-need-0123")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")  # the operator's choice stands
+    env = Launcher(ws, max_jobs=64)._worker_env()
+    assert "SEGMINT_API_KEY" not in env
+    assert env["OMP_NUM_THREADS"] == "1" and env["MKL_NUM_THREADS"] == "3"

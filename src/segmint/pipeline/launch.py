@@ -79,6 +79,7 @@ LOG_FILE = "worker.log"
 EXIT_CANCELLED = 143  # pipeline.worker's status after SIGTERM
 SLOTS_DIR = ".slots"
 _NOT_FOR_WORKERS = ("SEGMINT_API_KEY",)  # a worker serves no requests
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class WorkerSpec(BaseModel):
@@ -219,7 +220,7 @@ class Launcher:
                     pass_fds=(status_w, reservation.slot),
                     start_new_session=True,
                     cwd=self.workspace.root,
-                    env={k: v for k, v in os.environ.items() if k not in _NOT_FOR_WORKERS},
+                    env=self._worker_env(),
                 )
         except BaseException:
             os.close(status_r)
@@ -268,6 +269,17 @@ class Launcher:
         ).start()
         log.info("run %s started in worker pid %s", run_id, process.pid)
         return record
+
+    def _worker_env(self) -> dict[str, str]:
+        """The server's environment without its API keys, and, unless the operator set them,
+        OpenMP/BLAS pools sized to a share of the CPUs, so ``max_jobs`` workers together do
+        not oversubscribe the machine (each would otherwise take every core)."""
+        env = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_WORKERS}
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        share = str(max(1, (cpus or 1) // self.max_jobs))
+        for var in _THREAD_VARS:
+            env.setdefault(var, share)
+        return env
 
     def _abandon(self, worker: _Worker, status_r: int) -> None:
         """The row could not be registered: the worker reads no spec and exits; wait for it."""
