@@ -197,7 +197,7 @@ def predict(
     """Assign new customers to the segments of a saved run (any clustering method)."""
 
     def go() -> None:
-        from segmint.pipeline.scoring import predict_detailed
+        from segmint.pipeline.scoring import predict_detailed, select_scores
         from segmint.store.loading import load_run_model
 
         suffix = out_file.suffix.lower()
@@ -218,12 +218,7 @@ def predict(
                 ]
             )
         pred = predict_detailed(model, [str(p) for p in data], observation_end=observation_end)
-        extra = [
-            c
-            for c in pred.scores
-            if c.startswith("prob_") or c in ("low_confidence", "churn_probability")
-        ]
-        scores = pred.scores[["customer_id", "segment", "segment_name", "confidence", *extra]]
+        scores = select_scores(pred.scores)
         out_file.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".csv":
             from segmint.store.csvsafe import write_csv
