@@ -24,7 +24,7 @@ from segmint.api.deps import require_key
 from segmint.api.errors import install_handlers
 from segmint.api.headers import SecurityHeaders
 from segmint.api.limits import BodyLimit
-from segmint.api.routes import jobs, results, runs
+from segmint.api.routes import jobs, results, runs, scoring
 from segmint.store.workspace import Workspace
 
 __all__ = ["create_app", "from_env", "resolve_keys"]
@@ -88,6 +88,7 @@ def create_app(
     app.include_router(runs.router, prefix="/v1", dependencies=guarded)
     app.include_router(results.router, prefix="/v1", dependencies=guarded)
     app.include_router(jobs.router, prefix="/v1", dependencies=guarded)
+    app.include_router(scoring.router, prefix="/v1", dependencies=guarded)
     return app
 
 
