@@ -19,8 +19,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from segmint.exceptions import AmbiguousRunError, InputError, SegmintError, http_status
+
+try:  # FastAPI >= 0.16x keeps an included router whole; this sees into it
+    from fastapi.routing import iter_route_contexts
+except ImportError:  # earlier FastAPI copies the routes of an included router: a flat list
+
+    def iter_route_contexts(routes: Any) -> Any:  # type: ignore[misc]
+        return iter(routes)
+
 
 __all__ = ["ErrorBody", "ErrorResponse", "Refusal", "error_responses", "install_handlers"]
 
@@ -120,6 +129,20 @@ def domain_details(exc: SegmintError) -> dict[str, Any]:
     return details
 
 
+def allowed_methods(request: Request) -> str | None:
+    """The ``Allow`` of a 405: every method a route serves at the request's path, found as
+    the OpenAPI document finds routes (``iter_route_contexts``, which sees into included
+    routers). Starlette names only the methods of the first route whose path matches, and
+    FastAPI makes one route per method, so ``/v1/runs`` said ``Allow: GET`` without POST.
+    None when no route matches (then Starlette's own header stands)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(route.methods or ())
+    return ", ".join(sorted(methods)) or None
+
+
 def install_handlers(app: FastAPI) -> None:
     """Answer every error in the one shape."""
 
@@ -144,11 +167,15 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = getattr(exc, "code", None) or _HTTP_CODES.get(exc.status_code, "request.bad")
         details = getattr(exc, "details", None) or {}
         message = exc.detail if isinstance(exc.detail, str) else "request refused"
-        return _body(exc.status_code, code, message, details, exc.headers)
+        headers = exc.headers
+        allow = allowed_methods(request) if exc.status_code == 405 else None
+        if allow:
+            headers = {**(headers or {}), "Allow": allow}
+        return _body(exc.status_code, code, message, details, headers)
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
