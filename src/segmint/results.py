@@ -14,10 +14,10 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer
 
 from segmint.config import Settings
 from segmint.evaluate.select_k import Decision
@@ -33,6 +33,7 @@ __all__ = [
     "MANIFEST_SCHEMA",
     "ClvValidation",
     "EffectResult",
+    "LocalDateTime",
     "MethodComparison",
     "RunManifest",
     "RunResult",
@@ -119,6 +120,21 @@ class Artifact(BaseModel):
     bytes: int
 
 
+# A time on the data's own clock: order timestamps carry no zone, so it is written as ISO 8601
+# without a UTC offset ("2025-12-31T00:00:00"), which is not the RFC 3339 `date-time` a plain
+# datetime field would claim in the JSON schema (and so in the API's OpenAPI document).
+LocalDateTime = Annotated[
+    _dt.datetime,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "ISO 8601 date and time on the data's clock, without a UTC offset.",
+            "examples": ["2025-12-31T00:00:00"],
+        }
+    ),
+]
+
+
 class RunManifest(BaseModel):
     """What a run did, on which data, with which settings and how well: ``manifest.json``."""
 
@@ -135,7 +151,7 @@ class RunManifest(BaseModel):
     config_hash: str
     timings: dict[str, float] = Field(default_factory=dict)
     inputs: list[InputInfo]
-    observation_end: _dt.datetime | None = None
+    observation_end: LocalDateTime | None = None
     features: FeatureInfo
     customers_detail: dict[str, Any] = Field(default_factory=dict)
     clv: dict[str, Any] | None = None
