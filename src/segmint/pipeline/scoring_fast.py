@@ -28,7 +28,6 @@ import pandas as pd
 from segmint import preprocess
 from segmint.config import Settings
 from segmint.model import SegmentationModel, score_matrix
-from segmint.predictive.churn import churn_probability
 
 __all__ = ["FastModel", "fast_model"]
 
@@ -168,10 +167,15 @@ class FastModel:
         )
         if m.churn is not None:
             churn = m.churn
-            inputs = pd.DataFrame({c: np.asarray(frame[c]) for c in churn["features"]})
-            scores["churn_probability"] = churn_probability(
-                churn["model"], churn["features"], inputs
+            # churn_probability(model, features, frame) is predict_proba(frame[features])[:, 1];
+            # here the frame holds exactly those columns, in order, as one float64 block
+            # under a plain (object) column index: what the classifier converts any frame
+            # to, without pandas' selection and per-column checks (two thirds of its time)
+            names = list(churn["features"])
+            inputs = pd.DataFrame(
+                numeric_matrix(frame, names), columns=pd.Index(names, dtype=object)
             )
+            scores["churn_probability"] = churn["model"].predict_proba(inputs)[:, 1]
         return scores
 
 

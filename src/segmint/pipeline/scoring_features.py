@@ -52,14 +52,27 @@ class Groups:
         self.lengths = np.bincount(self.codes, minlength=n)
         self.starts = np.zeros(n, dtype=np.int64)
         self.starts[1:] = np.cumsum(self.lengths)[:-1]
+        self._steps_plan: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     def _steps(self, values: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         v = np.asarray(values, dtype=np.float64)[self.order]
-        for j in range(int(self.lengths.max(initial=0))):
-            groups = np.flatnonzero(self.lengths > j)
-            x = v[self.starts[groups] + j]
+        for groups, rows in self._plan():
+            x = v[rows]
             present = ~np.isnan(x)
-            yield groups[present], x[present]
+            if present.all():
+                yield groups, x
+            else:
+                yield groups[present], x[present]
+
+    def _plan(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each position j: the groups with a j-th row, and where those rows are."""
+        if self._steps_plan is None:
+            plan = []
+            for j in range(int(self.lengths.max(initial=0))):
+                groups = np.flatnonzero(self.lengths > j)
+                plan.append((groups, self.starts[groups] + j))
+            self._steps_plan = plan
+        return self._steps_plan
 
     def sum(self, values: np.ndarray, *, null: float = np.nan) -> np.ndarray:
         acc = np.zeros(self.n)

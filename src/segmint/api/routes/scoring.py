@@ -8,10 +8,10 @@ data. The run's model comes from the server's ``ModelCache`` (loaded and verifie
 run, ``app.state.models``).
 
 The body is read as bytes in the event loop and parsed and validated by pydantic in the
-worker thread that scores it (this is a sync endpoint), so neither a large body nor the
-scoring ever blocks the loop; OpenAPI documents it from ``ScoreRequest`` all the same, and
-the answer, built as plain values and serialised by pydantic-core, is documented by
-``ScoreResponse``.
+worker thread that scores it (this is a sync endpoint, which also resolves the run: one
+thread hop per request), so neither a large body nor the scoring ever blocks the loop.
+OpenAPI documents the body from ``ScoreRequest`` all the same, and the answer, built as
+plain values and serialised by pydantic-core, from ``ScoreResponse``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from segmint.api.config import ServerSettings
-from segmint.api.deps import RunDep
+from segmint.api.deps import RunRef, segmentation_run, workspace
 from segmint.api.errors import error_responses
 from segmint.api.routes.jobs import _inline
 from segmint.pipeline.scoring import Scored, score_customers, score_orders
@@ -194,7 +194,6 @@ async def _raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-ModelsDep = Annotated[ModelCache, Depends(models)]
 BodyDep = Annotated[bytes, Depends(_raw_body)]
 
 
@@ -213,12 +212,15 @@ BodyDep = Annotated[bytes, Depends(_raw_body)]
         }
     },
 )
-def score(run: RunDep, cache: ModelsDep, body: BodyDep) -> Response:
+def score(ref: RunRef, request: Request, body: BodyDep) -> Response:
+    # The run is resolved here rather than by a RunDep dependency: a sync dependency is a
+    # thread hop of its own, and this route is on the real-time path.
     try:
         req = ScoreRequest.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(_body_errors(exc)) from None
-    model = cache.get(run.folder)
+    run = segmentation_run(ref, workspace(request))
+    model = models(request).get(run.folder)
     if req.orders is not None:
         records = [line.model_dump(exclude_unset=True) for line in req.orders]
         scored = score_orders(model, records, observation_end=req.observation_end)
