@@ -7,10 +7,12 @@ model called in-process.
    synthetic order lines (``segmint generate``'s data; its own signing key).
 2. Starts ``segmint serve`` alone on 127.0.0.1 on a free port (``--uvicorn`` starts uvicorn
    on the same app factory without the access log instead), with ``OMP_NUM_THREADS=1``.
-3. Measures with ``hey`` (Debian package ``hey``) at concurrency 10, a bounded number of
-   requests each, after a warm-up: one customer from features, one customer from order
-   lines, a batch of 1,000 customers from features (and, for reference, 1,000 customers
-   from their order lines). Latencies come from hey's per-request CSV (p50/p99 computed here).
+3. Measures with ``hey`` (Debian package ``hey``), a bounded number of requests each, after
+   a warm-up: one customer from features and one from order lines at concurrency 10, a
+   batch of 1,000 customers from features (and, for reference, 1,000 customers from their
+   order lines) one request at a time. Latencies come from hey's per-request CSV (p50/p99
+   computed here); the server's CPU time per request comes from /proc (it does not depend
+   on what else the machine is doing, which latency and throughput do).
 4. Times the same work in this process with the same model: parsing and validating the
    body (``ScoreRequest``), scoring (``pipeline.scoring``), serialising the answer; the
    rest of the server's time is HTTP, routing, authentication, the run lookup in the
@@ -117,25 +119,48 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(root: Path, workers: int, key: str, uvicorn: bool) -> Iterator[tuple[str, list[int]]]:
-    """The API on a free loopback port; yields its URL and the server processes' pids."""
+def server(
+    root: Path, workers: int, key: str, uvicorn: bool, reuseport: bool = False
+) -> Iterator[tuple[str, list[int]]]:
+    """The API on a free loopback port; yields its URL and the server processes' pids (the
+    first is the one to watch). ``reuseport``: instead of ``segmint serve --workers N``
+    (uvicorn's workers share one listening socket), N single-process uvicorn servers each
+    listen on their own ``SO_REUSEPORT`` socket bound to the same port, so the kernel
+    spreads new connections over them."""
     port = free_port()
     env = {**os.environ, "SEGMINT_API_KEY": key, "OMP_NUM_THREADS": "1"}
     bin_dir = Path(sys.executable).parent
-    if uvicorn:
-        cmd = [str(bin_dir / "uvicorn"), "segmint.api.app:from_env", "--factory",
-               "--host", HOST, "--port", str(port), "--workers", str(workers),
-               "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    else:
-        cmd = [str(bin_dir / "segmint"), "serve", "--workspace", str(root / "ws"),
-               "--host", HOST, "--port", str(port), "--workers", str(workers)]  # fmt: skip
     log = (root / "server.log").open("w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    procs: list[subprocess.Popen] = []
     url = f"http://{HOST}:{port}"
     try:
+        if reuseport:
+            # each process binds its own SO_REUSEPORT socket (a socket handed over with
+            # uvicorn --fd is taken for a Unix socket: no TCP_NODELAY, 40 ms delayed ACKs)
+            code = (
+                "import socket, sys, uvicorn\n"
+                "s = socket.socket()\n"
+                "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n"
+                "s.bind((sys.argv[1], int(sys.argv[2])))\n"
+                "config = uvicorn.Config('segmint.api.app:from_env', factory=True,\n"
+                "                        log_level='warning', access_log=False)\n"
+                "uvicorn.Server(config).run(sockets=[s])\n"
+            )
+            for _ in range(workers):
+                cmd = [sys.executable, "-c", code, HOST, str(port)]
+                procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+        else:
+            if uvicorn:
+                cmd = [str(bin_dir / "uvicorn"), "segmint.api.app:from_env", "--factory",
+                       "--host", HOST, "--port", str(port), "--workers", str(workers),
+                       "--no-access-log", "--log-level", "warning"]  # fmt: skip
+            else:
+                cmd = [str(bin_dir / "segmint"), "serve", "--workspace", str(root / "ws"),
+                       "--host", HOST, "--port", str(port), "--workers", str(workers)]  # fmt: skip
+            procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + 60
         while True:
-            if proc.poll() is not None:
+            if any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"the server exited: see {root / 'server.log'}")
             with (
                 contextlib.suppress(OSError),
@@ -146,15 +171,29 @@ def server(root: Path, workers: int, key: str, uvicorn: bool) -> Iterator[tuple[
             if time.monotonic() > deadline:
                 raise RuntimeError("the server did not answer /v1/health within 60 s")
             time.sleep(0.2)
-        yield url, server_pids(proc.pid)
+        pids = [p.pid for p in procs]
+        yield url, pids if reuseport else server_pids(pids[0])
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
         log.close()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used (clock ticks from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
 
 def server_pids(pid: int) -> list[int]:
@@ -167,12 +206,18 @@ def server_pids(pid: int) -> list[int]:
 
 
 # -- load with hey ----------------------------------------------------------------------------
-def hey(url: str, key: str, body: Path, n: int, c: int) -> dict[str, float]:
-    """``n`` requests at concurrency ``c``: p50, p99 (ms), requests/s, non-200 count."""
+def hey(url: str, key: str, body: Path, n: int, c: int, pids: list[int]) -> dict[str, float]:
+    """``n`` requests at concurrency ``c``: p50, p99 (ms), requests/s, non-200 count, and
+    the server's CPU time per request (ms; robust to other load on the machine)."""
     cmd = ["hey", "-n", str(n), "-c", str(c), "-m", "POST", "-T", "application/json",
            "-H", f"Authorization: Bearer {key}", "-D", str(body), "-o", "csv", url]  # fmt: skip
+    cpu0 = [cpu_seconds([p]) for p in pids]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=True)
+    used = [cpu_seconds([p]) - c for p, c in zip(pids, cpu0, strict=True)]
+    cpu = sum(used)
+    busy = [u for u in used if u > 0.02 * cpu]  # the supervisor and tracker do nothing
+    split = "/".join(f"{100 * u / cpu:.0f}" for u in busy) if cpu > 0 else "-"
     wall = time.perf_counter() - t0
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     lat = sorted(float(r["response-time"]) * 1000 for r in rows)
@@ -186,6 +231,8 @@ def hey(url: str, key: str, body: Path, n: int, c: int) -> dict[str, float]:
         "max": lat[-1],
         "rps": len(lat) / span,
         "errors": errors,
+        "cpu_ms": cpu * 1000 / max(1, len(lat)),
+        "split": split,
     }
 
 
@@ -238,11 +285,11 @@ def in_process(model: Any, body: dict[str, Any], n: int, budget_s: float = 20.0)
 
 # -- main ------------------------------------------------------------------------------------
 CASES = (
-    # name, requests, target p99 (ms), target req/s
-    ("features_1", 4000, 25.0, 400.0),
-    ("orders_1", 3000, 50.0, None),
-    ("features_1000", 50, 250.0, None),
-    ("orders_1000", 20, None, None),
+    # name, requests, concurrency (None: --concurrency), target p99 (ms), target req/s
+    ("features_1", 4000, None, 25.0, 400.0),
+    ("orders_1", 3000, None, 50.0, None),
+    ("features_1000", 50, 1, 250.0, None),
+    ("orders_1000", 20, 1, None, None),
 )
 
 
@@ -253,6 +300,11 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--scale", type=float, default=1.0, help="Multiply the request counts.")
     ap.add_argument("--uvicorn", action="store_true", help="uvicorn without the access log.")
+    ap.add_argument(
+        "--reuseport",
+        action="store_true",
+        help="N uvicorn processes on their own SO_REUSEPORT sockets (see server()).",
+    )
     ap.add_argument("--record", action="store_true", help="Append the result to RESULTS.md.")
     args = ap.parse_args()
     if shutil.which("hey") is None:
@@ -272,13 +324,14 @@ def main() -> None:
     key = secrets.token_urlsafe(24)
     load_before = os.getloadavg()
     http: dict[str, dict] = {}
-    with server(root, args.workers, key, args.uvicorn) as (url, _pids):
+    with server(root, args.workers, key, args.uvicorn, args.reuseport) as (url, pids):
         score_url = f"{url}/v1/runs/{RUN_NAME}/score"
-        hey(score_url, key, files["features_1"], 200, args.concurrency)  # warm-up: load model
-        hey(score_url, key, files["orders_1"], 200, args.concurrency)
-        for name, n, _, _ in CASES:
+        for name in ("features_1", "orders_1"):  # warm-up: every worker loads the model
+            hey(score_url, key, files[name], 200, args.concurrency, pids)
+        for name, n, conc, _, _ in CASES:
             count = max(10, int(n * args.scale))
-            http[name] = hey(score_url, key, files[name], count, args.concurrency)
+            http[name] = hey(score_url, key, files[name], count, conc or args.concurrency, pids)
+            http[name]["c"] = conc or args.concurrency
             print(f"HTTP {name}: {fmt(http[name])}", flush=True)
     load_after = os.getloadavg()
     local = {name: in_process(model, made[name], 2000 if "_1" == name[-2:] else 50)
@@ -295,29 +348,32 @@ def main() -> None:
 def fmt(r: dict) -> str:
     return (
         f"n={r['n']} p50={r['p50']:.1f} ms p99={r['p99']:.1f} ms max={r['max']:.1f} ms "
-        f"{r['rps']:.0f} req/s errors={r['errors']}"
+        f"{r['rps']:.0f} req/s errors={r['errors']} server CPU {r['cpu_ms']:.2f} ms/request "
+        f"(split over processes, %: {r['split']})"
     )
 
 
 def render(args, http, local, before, after, made) -> str:
     lines_1 = len(made["orders_1"]["orders"])
     lines_1000 = len(made["orders_1000"]["orders"])
-    server = (
-        "uvicorn (no access log)" if args.uvicorn else f"segmint serve --workers {args.workers}"
-    )
+    server = f"segmint serve --workers {args.workers}"
+    if args.uvicorn:
+        server = f"uvicorn --workers {args.workers} (no access log)"
+    if args.reuseport:
+        server = f"{args.workers} uvicorn processes on SO_REUSEPORT sockets"
     out = [
-        f"### {time.strftime('%Y-%m-%d')}: {server}, {args.customers:,}-customer run, "
-        f"hey -c {args.concurrency}",
+        f"### {time.strftime('%Y-%m-%d %H:%M')}: {server}, {args.customers:,}-customer run",
         "",
         f"{machine()}; load average before {before[0]:.2f}, after {after[0]:.2f} (1 min). "
         f"Order-line bodies: one customer of median history ({lines_1} lines); 1,000 "
         f"customers ({lines_1000:,} lines).",
         "",
-        "| case | requests | p50 | p99 | req/s | errors | target | in-process p50 / p99 | "
-        "parse | score | serialise | HTTP p50 / in-process p50 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| case | hey -c | requests | p50 | p99 | req/s | errors | target | server CPU/request "
+        "(split %) | in-process p50 / p99 | parse | score | serialise | server CPU / "
+        "in-process p50 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, _, p99, rps in CASES:
+    for name, _, _, p99, rps in CASES:
         h, loc = http[name], local[name]
         target = " ".join(
             t for t in (f"p99 ≤ {p99:g} ms" if p99 else "", f"≥ {rps:g}/s" if rps else "") if t
@@ -327,14 +383,16 @@ def render(args, http, local, before, after, made) -> str:
             ok = (not p99 or h["p99"] <= p99) and (not rps or h["rps"] >= rps)
             met = " ✔" if ok else " ✘"
         out.append(
-            f"| {name} | {h['n']} | {h['p50']:.1f} ms | {h['p99']:.1f} ms | {h['rps']:.0f} | "
-            f"{h['errors']} | {target or '—'}{met} | {loc['p50']:.2f} / {loc['p99']:.2f} ms | "
-            f"{loc['parse']:.2f} ms | {loc['score']:.2f} ms | {loc['dump']:.2f} ms | "
-            f"{h['p50'] / loc['p50']:.1f}× |"
+            f"| {name} | {h['c']} | {h['n']} | {h['p50']:.1f} ms | {h['p99']:.1f} ms | "
+            f"{h['rps']:.0f} | {h['errors']} | {target or '—'}{met} | {h['cpu_ms']:.2f} ms "
+            f"({h['split']}) | "
+            f"{loc['p50']:.2f} / {loc['p99']:.2f} ms | {loc['parse']:.2f} ms | "
+            f"{loc['score']:.2f} ms | {loc['dump']:.2f} ms | {h['cpu_ms'] / loc['p50']:.1f}× |"
         )
     scale = f" --scale {args.scale:g}" if args.scale != 1 else ""
     flags = f" --customers {args.customers} --workers {args.workers}{scale}"
     flags += " --uvicorn" if args.uvicorn else ""
+    flags += " --reuseport" if args.reuseport else ""
     out += ["", f"Reproduce: `python benchmarks/bench_api.py{flags}`", ""]
     return "\n".join(out)
 

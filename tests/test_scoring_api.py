@@ -400,3 +400,13 @@ def test_openapi_documents_the_body_and_the_answer(api):
     assert {"customers", "orders", "observation_end", "input"} <= set(body["properties"])
     assert body["properties"]["customers"]["anyOf"][0]["maxItems"] == 10_000
     assert "200" in op["responses"] and "400" in op["responses"]
+
+
+def test_a_deleted_run_is_not_scored(tmp_path):
+    served = make_served(tmp_path / "w", customers=120, seed=2)
+    body = {"customers": [{"customer_id": "1"}]}
+    with client(served.root) as c:
+        assert c.post("/v1/runs/prod/score", json=body, headers=AUTH).status_code == 400
+        assert c.delete(f"/v1/runs/{served.run_id}", headers=AUTH).status_code in (200, 204)
+        r = c.post("/v1/runs/prod/score", json=body, headers=AUTH)  # within the reuse second
+        assert r.status_code == 404, r.text
