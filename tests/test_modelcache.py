@@ -158,3 +158,19 @@ def test_a_real_run_model_is_verified_and_cached(tmp_path):
 def test_size_must_be_positive():
     with pytest.raises(ValueError):
         ModelCache(0)
+
+
+def test_freeze_gc_freezes_once_after_the_first_load(tmp_path, monkeypatch):
+    import gc
+
+    from segmint.store import modelcache
+
+    calls = []
+    monkeypatch.setattr(modelcache, "_frozen", False)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    cache = ModelCache(4, loader=Loader(), freeze_gc=True)
+    cache.get(fake_run(tmp_path, "a"))
+    cache.get(fake_run(tmp_path, "b"))
+    assert calls == ["freeze"]
+    ModelCache(4, loader=Loader()).get(fake_run(tmp_path, "c"))  # off by default
+    assert calls == ["freeze"]

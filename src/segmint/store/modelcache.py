@@ -10,10 +10,18 @@ each per request): a run deleted and made again in the same folder, or a folder 
 place by a new save, is loaded afresh, never served stale. Concurrent first requests for the
 same run load it once (the others wait for that load and share its model or its error); a
 failed load is not cached.
+
+``freeze_gc=True`` (for servers) collects garbage once, after the first model is loaded, and
+moves every object then alive into the interpreter's permanent generation (``gc.freeze``):
+in a server process (~270,000 objects from scikit-learn, pandas, Ibis, SQLAlchemy and the
+model) each full collection took ~140 ms and landed in some request's latency; afterwards it
+scans only what requests allocate. Done once per process, not per load, so an evicted
+model is not kept frozen.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from collections import OrderedDict
@@ -29,6 +37,8 @@ __all__ = ["MODEL_FILE", "ModelCache"]
 
 MODEL_FILE = "model.skops"
 Identity = tuple[tuple[int, int, int, int], ...]
+_frozen = False
+_freeze_lock = threading.Lock()
 
 
 def _identity(folder: Path) -> Identity | None:
@@ -43,6 +53,15 @@ def _identity(folder: Path) -> Identity | None:
     return tuple(out)
 
 
+def _freeze_once() -> None:
+    global _frozen
+    with _freeze_lock:
+        if not _frozen:
+            gc.collect()
+            gc.freeze()
+            _frozen = True
+
+
 class ModelCache:
     """Thread-safe LRU of run folders' models.
 
@@ -52,6 +71,9 @@ class ModelCache:
         Runs whose models stay loaded; the least recently used one leaves first.
     loader : callable, default=``load_run_model``
         ``loader(folder) -> SegmentationModel`` (verifies the model; tests may count calls).
+    freeze_gc : bool, default=False
+        After the first model this process loads, ``gc.collect()`` then ``gc.freeze()``
+        (see the module docstring); for servers.
     """
 
     def __init__(
@@ -59,11 +81,13 @@ class ModelCache:
         maxsize: int = 8,
         *,
         loader: Callable[[Path], SegmentationModel] = load_run_model,
+        freeze_gc: bool = False,
     ) -> None:
         if maxsize < 1:
             raise ValueError(f"maxsize must be at least 1, got {maxsize}")
         self.maxsize = maxsize
         self._loader = loader
+        self.freeze_gc = freeze_gc
         self._lock = threading.Lock()
         self._entries: OrderedDict[Path, tuple[Identity, SegmentationModel]] = OrderedDict()
         self._loading: dict[tuple[Path, Identity], Future[SegmentationModel]] = {}
@@ -109,6 +133,8 @@ class ModelCache:
                 while len(self._entries) > self.maxsize:
                     self._entries.popitem(last=False)
         pending.set_result(model)
+        if self.freeze_gc:
+            _freeze_once()
         return model
 
     def discard(self, folder: str | os.PathLike[str]) -> None:

@@ -191,7 +191,7 @@ def models(request: Request) -> ModelCache:
         found = getattr(state, "models", None)
         if found is None:
             server: ServerSettings = state.server
-            found = state.models = ModelCache(server.model_cache_size)
+            found = state.models = ModelCache(server.model_cache_size, freeze_gc=True)
     return found
 
 
