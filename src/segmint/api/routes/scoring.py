@@ -31,6 +31,7 @@ from segmint.api.deps import Run, RunRef, segmentation_run, workspace
 from segmint.api.errors import error_responses
 from segmint.api.routes.jobs import _inline
 from segmint.pipeline.scoring import Scored, score_customers, score_orders
+from segmint.results import LocalDateTime
 from segmint.store.modelcache import ModelCache
 
 __all__ = [
@@ -171,8 +172,8 @@ class ScoreResponse(BaseModel):
     quarantined: int = Field(description="How many records were rejected.")
     rejected: list[Rejected]
     not_scored: int = Field(description="Customers with returns but no purchase (not scored).")
-    observation_end: _dt.datetime | None = Field(
-        description="Order lines: when the features were measured."
+    observation_end: LocalDateTime | None = Field(
+        description="Order lines: when the features were measured (on the data's clock)."
     )
 
 
