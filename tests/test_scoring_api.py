@@ -397,8 +397,12 @@ def test_route_needs_a_key_and_a_run(api):
 def test_openapi_documents_the_body_and_the_answer(api):
     op = api.get("/openapi.json").json()["paths"]["/v1/runs/{ref}/score"]["post"]
     body = op["requestBody"]["content"]["application/json"]["schema"]
-    assert {"customers", "orders", "observation_end", "input"} <= set(body["properties"])
-    assert body["properties"]["customers"]["anyOf"][0]["maxItems"] == 10_000
+    kinds = {tuple(sorted(b["required"])): b for b in body["oneOf"]}
+    assert set(kinds) == {("customers",), ("orders",)}
+    customers = kinds[("customers",)]["properties"]
+    assert {"customers", "input", "observation_end"} <= set(customers)
+    assert customers["customers"]["maxItems"] == 10_000
+    assert kinds[("orders",)]["properties"]["orders"]["maxItems"] == 100_000
     assert "200" in op["responses"] and "400" in op["responses"]
 
 

@@ -24,7 +24,15 @@ from typing import Annotated, Any, Literal
 import pydantic_core
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    Tag,
+    ValidationError,
+)
 
 from segmint.api.config import ServerSettings
 from segmint.api.deps import Run, RunRef, segmentation_run, workspace
@@ -40,6 +48,8 @@ __all__ = [
     "CustomerRecord",
     "CustomerScore",
     "OrderLine",
+    "ScoreCustomers",
+    "ScoreOrders",
     "ScoreRequest",
     "ScoreResponse",
     "models",
@@ -90,19 +100,36 @@ class OrderLine(BaseModel):
     country: Text = Field(default=None, description="Country (kept, not yet a feature).")
 
 
-class ScoreRequest(BaseModel):
-    """Customers to score: either `customers` or `orders`."""
+class ScoreCustomers(BaseModel):
+    """Score customers from their values."""
 
     model_config = ConfigDict(extra="forbid")
 
-    customers: list[CustomerRecord] | None = Field(
-        default=None,
+    customers: list[CustomerRecord] = Field(
         min_length=1,
         max_length=MAX_CUSTOMERS,
         description=f"Customer records (at most {MAX_CUSTOMERS:,}).",
     )
-    orders: list[OrderLine] | None = Field(
+    input: Literal["auto", "features", "attributes"] = Field(
+        default="auto",
+        description=(
+            "`features` (the model's feature values) or `attributes` (a customer table's "
+            "columns); `auto`: attributes for a run trained on a customer table alone, else "
+            "features."
+        ),
+    )
+    observation_end: _dt.date | None = Field(
         default=None,
+        description="Attributes: the date that date columns are counted back from.",
+    )
+
+
+class ScoreOrders(BaseModel):
+    """Score customers from their order lines."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    orders: list[OrderLine] = Field(
         min_length=1,
         max_length=MAX_ORDER_LINES,
         description=(
@@ -113,25 +140,29 @@ class ScoreRequest(BaseModel):
     observation_end: _dt.date | None = Field(
         default=None,
         description=(
-            "Orders: the date the features are measured at (recency, tenure). Default: the "
-            "run's setting, else the day after the last line given — for one customer's lines "
-            "that is the day after their last order, so pass today's date to score as of now."
-        ),
-    )
-    input: Literal["auto", "features", "attributes"] = Field(
-        default="auto",
-        description=(
-            "Customers: `features` (the model's feature values) or `attributes` (a customer "
-            "table's columns); `auto`: attributes for a run trained on a customer table "
-            "alone, else features."
+            "The date the features are measured at (recency, tenure). Default: the run's "
+            "setting, else the day after the last line given — for one customer's lines that "
+            "is the day after their last order, so pass today's date to score as of now."
         ),
     )
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> ScoreRequest:
-        if (self.customers is None) == (self.orders is None):
-            raise ValueError("give either 'customers' or 'orders' (exactly one of them)")
-        return self
+
+def _kind(body: Any) -> str:
+    """Which request a body is: order lines when it has ``orders``, else customers."""
+    if isinstance(body, ScoreOrders) or (isinstance(body, dict) and "orders" in body):
+        return "orders"
+    return "customers"
+
+
+class ScoreRequest(
+    RootModel[
+        Annotated[
+            Annotated[ScoreCustomers, Tag("customers")] | Annotated[ScoreOrders, Tag("orders")],
+            Discriminator(_kind),
+        ]
+    ]
+):
+    """Customers to score: `{"customers": [...]}` or `{"orders": [...]}` (exactly one)."""
 
 
 class CustomerScore(BaseModel):
@@ -250,14 +281,14 @@ def score(ref: RunRef, request: Request, body: BodyDep) -> Response:
     model = models(request).get(run.folder)
     with _cpu:
         try:
-            req = ScoreRequest.model_validate_json(body)
+            req = ScoreRequest.model_validate_json(body).root
         except ValidationError as exc:
             raise RequestValidationError(_body_errors(exc)) from None
-        if req.orders is not None:
+        if isinstance(req, ScoreOrders):
             records = [line.model_dump(exclude_unset=True) for line in req.orders]
             scored = score_orders(model, records, observation_end=req.observation_end)
         else:
-            records = [_customer(c) for c in req.customers or ()]
+            records = [_customer(c) for c in req.customers]
             scored = score_customers(
                 model, records, records_as=req.input, observation_end=req.observation_end
             )
