@@ -250,25 +250,25 @@ def in_process(model: Any, body: dict[str, Any], n: int, budget_s: float = 20.0)
     and ``budget_s`` seconds."""
     import pydantic_core
 
-    from segmint.api.routes.scoring import ScoreRequest, _answer, _customer
+    from segmint.api.routes.scoring import ScoreCustomers, ScoreRequest, _answer, _customer
     from segmint.pipeline.scoring import score_customers, score_orders
 
     raw = json.dumps(body).encode()
     parse, work, dump = [], [], []
     for _ in range(3):  # warm-up, as the server's warm-up requests
-        req = ScoreRequest.model_validate_json(raw)
-        if req.customers is not None:
+        req = ScoreRequest.model_validate_json(raw).root
+        if isinstance(req, ScoreCustomers):
             score_customers(model, [_customer(c) for c in req.customers])
     stop = time.perf_counter() + budget_s
     for _ in range(n):
         t0 = time.perf_counter()
-        req = ScoreRequest.model_validate_json(raw)
+        req = ScoreRequest.model_validate_json(raw).root
         t1 = time.perf_counter()
-        if req.orders is not None:
+        if isinstance(req, ScoreCustomers):
+            scored = score_customers(model, [_customer(c) for c in req.customers])
+        else:
             recs = [line.model_dump(exclude_unset=True) for line in req.orders]
             scored = score_orders(model, recs, observation_end=req.observation_end)
-        else:
-            scored = score_customers(model, [_customer(c) for c in req.customers or ()])
         t2 = time.perf_counter()
         pydantic_core.to_json(_answer("run", scored))
         t3 = time.perf_counter()
