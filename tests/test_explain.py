@@ -240,7 +240,7 @@ def test_strategy_overrides_and_mixed_segment_naming(synthetic_run):
         base, f.frame, labels, f.numeric, f.categorical, rules=Personas(min_rfm_share=1.0)
     )
     assert (cell.archetype == base.rfm_cell).all()
-    with pytest.raises(ConfigError, match="unknown strategy field"):
+    with pytest.raises(ConfigError, match=r"strategies.Lost.colour.*should be .channel."):
         Settings.build({"personas": {"strategies": {"Lost": {"colour": "red"}}}})
 
 

@@ -206,6 +206,7 @@ class Clustering(_Model):
 
 
 STRATEGY_FIELDS = ("channel", "offer", "discount", "message", "kpi")
+StrategyField = Literal["channel", "offer", "discount", "message", "kpi"]
 
 
 class Clv(_Model):
@@ -281,7 +282,8 @@ class Personas(_Model):
     value_column: str | None = Field(
         None, description="Column holding spend/revenue (default: monetary when present)."
     )
-    strategies: dict[str, dict[str, str]] = Field(
+    # the allowed field names are in the type, so the API's schema says them too
+    strategies: dict[str, dict[StrategyField, str]] = Field(
         default_factory=dict,
         description=(
             "Per archetype (e.g. 'At Risk', 'High value'), override any of: "

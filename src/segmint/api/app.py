@@ -25,6 +25,7 @@ from segmint.api.errors import install_handlers
 from segmint.api.headers import SecurityHeaders
 from segmint.api.limits import BodyLimit
 from segmint.api.routes import jobs, results, runs, scoring
+from segmint.store.modelcache import ModelCache
 from segmint.store.workspace import Workspace
 
 __all__ = ["create_app", "from_env", "resolve_keys"]
@@ -71,6 +72,8 @@ def create_app(
     app.state.workspace = ws
     app.state.server = settings
     app.state.keys = keys
+    # models are loaded once per run and kept (bounded LRU); gc frozen after the first load
+    app.state.models = ModelCache(settings.model_cache_size, freeze_gc=True)
     install_handlers(app)
     app.add_middleware(
         BodyLimit, body_limit=settings.max_body_bytes, upload_limit=settings.max_upload_bytes

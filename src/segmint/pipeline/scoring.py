@@ -306,6 +306,12 @@ def _score_attributes(
     columns: dict[str, None] = {}
     for i, r in enumerate(records):
         customer_id_of(r, i)
+        if any(not str(key).strip() for key in r):
+            raise InputError(
+                f"customer {i} has a field with an empty name.",
+                row=i,
+                expected="every field named after a column of the customer table",
+            )
         columns.update(dict.fromkeys(r))
     frame = pd.DataFrame(
         {c: [r.get(c) for r in records] for c in columns}, columns=list(columns)

@@ -59,6 +59,13 @@ RunSettings = create_model(  # type: ignore[call-overload]
 )
 
 
+# the registry's rules (store.validation.check_name / check_tag), stated in the schema
+RunName = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$")
+]
+RunTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
 class PathRun(BaseModel):
     """Start a run on files in the server's data directory."""
 
@@ -73,8 +80,8 @@ class PathRun(BaseModel):
     settings: RunSettings = Field(  # type: ignore[valid-type]
         default_factory=RunSettings, description="How to segment (defaults as the CLI's)."
     )
-    name: str | None = Field(default=None, max_length=200, description="A name for the run.")
-    tags: list[str] = Field(
+    name: RunName | None = Field(default=None, description="A name for the run.")
+    tags: list[RunTag] = Field(
         default_factory=list, max_length=50, description="Tags; a tag names one run at a time."
     )
 
@@ -91,9 +98,11 @@ class UploadRun(BaseModel):
     settings: RunSettings = Field(  # type: ignore[valid-type]
         default_factory=RunSettings, description="How to segment: a JSON document."
     )
-    name: str | None = Field(default=None, max_length=200, description="A name for the run.")
-    tags: list[str] = Field(
-        default_factory=list, description="Tags (repeat the field); a tag names one run."
+    name: RunName | None = Field(default=None, description="A name for the run.")
+    tags: list[RunTag] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Tags (repeat the field); a tag names one run.",
     )
 
 
@@ -167,7 +176,7 @@ def _settings(data: Any, where: str = "settings") -> Settings:
             settings=taken,
         )
     try:
-        RunSettings.model_validate(data)
+        RunSettings.model_validate(data, strict=True)  # as the schema says: false is no seed
     except ValidationError as exc:
         problems, names = [], []
         for err in exc.errors():
