@@ -184,13 +184,19 @@ def _finite(v: Any) -> float | None:
 def customer_id_of(r: Mapping[str, Any], i: int) -> str:
     """Record ``i``'s ``customer_id`` as text; refused when missing or empty."""
     cid = r.get("customer_id")
+    if cid is None:
+        raise InputError(
+            f"customer {i} has no customer_id.",
+            column="customer_id",
+            expected="a non-empty string (or an integer id)",
+            code="input.missing_column",
+        )
     if isinstance(cid, bool) or not isinstance(cid, str | int) or str(cid).strip() == "":
         raise InputError(
             f"customer {i} has no usable customer_id.",
             column="customer_id",
             value=cid,
             expected="a non-empty string (or an integer id)",
-            code="input.missing_column" if cid is None else None,
         )
     return str(cid)
 
