@@ -15,8 +15,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from segmint.api.auth import Keys
 from segmint.api.config import ServerSettings
 from segmint.api.errors import Refusal
-from segmint.exceptions import ArtifactError
-from segmint.pipeline.jobs import find_run
+from segmint.pipeline.jobs import existing_folder, find_run
 from segmint.store.registry import RunRecord
 from segmint.store.workspace import Workspace
 
@@ -89,14 +88,7 @@ def segmentation_run(ref: RunRef, ws: WorkspaceDep) -> Run:
     """The finished ``run`` or ``compare`` run ``ref`` names: 404 when there is none, 409 when
     it is still running, failed, or of another kind."""
     record = find_run(ws, ref)
-    folder = Path(record.folder)
-    if not folder.is_dir():
-        raise ArtifactError(
-            f"run {record.id} was written to a folder that no longer exists (moved or deleted "
-            "outside segmint).",
-            code="artifact.missing",
-        )
-    return Run(record, folder)
+    return Run(record, existing_folder(record))
 
 
 RunDep = Annotated[Run, Depends(segmentation_run)]

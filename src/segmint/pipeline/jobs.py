@@ -218,10 +218,15 @@ def find_run_folder(
         return path
     with Workspace.open(workspace) as ws:
         record = find_run(ws, str(ref), kinds)
+    return existing_folder(record)
+
+
+def existing_folder(record: RunRecord) -> Path:
+    """The run's folder, refused (``artifact.missing``) when it is no longer there."""
     folder = Path(record.folder)
     if not folder.is_dir():
         raise ArtifactError(
-            f"run {record.id} was written to {folder}, which no longer exists (moved or "
+            f"run {record.id} was written to a folder that no longer exists (moved or "
             "deleted outside segmint).",
             code="artifact.missing",
         )

@@ -66,7 +66,18 @@ RunName = Annotated[
 RunTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
-class PathRun(BaseModel):
+class _Labels(BaseModel):
+    """What both ways of starting a run may say about it besides its inputs."""
+
+    name: RunName | None = Field(default=None, description="A name for the run.")
+    tags: list[RunTag] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Tags (in a multipart body: repeat the field); a tag names one run.",
+    )
+
+
+class PathRun(_Labels):
     """Start a run on files in the server's data directory."""
 
     model_config = ConfigDict(extra="forbid")
@@ -80,13 +91,9 @@ class PathRun(BaseModel):
     settings: RunSettings = Field(  # type: ignore[valid-type]
         default_factory=RunSettings, description="How to segment (defaults as the CLI's)."
     )
-    name: RunName | None = Field(default=None, description="A name for the run.")
-    tags: list[RunTag] = Field(
-        default_factory=list, max_length=50, description="Tags; a tag names one run at a time."
-    )
 
 
-class UploadRun(BaseModel):
+class UploadRun(_Labels):
     """Start a run on uploaded files (multipart/form-data)."""
 
     files: list[bytes] = Field(
@@ -97,12 +104,6 @@ class UploadRun(BaseModel):
     )
     settings: RunSettings = Field(  # type: ignore[valid-type]
         default_factory=RunSettings, description="How to segment: a JSON document."
-    )
-    name: RunName | None = Field(default=None, description="A name for the run.")
-    tags: list[RunTag] = Field(
-        default_factory=list,
-        max_length=50,
-        description="Tags (repeat the field); a tag names one run.",
     )
 
 
